@@ -1,0 +1,182 @@
+"""The `framepack` command line: a thin layer over spec -> plan.
+
+Exit codes: 0 success, 1 a render failed, 2 invalid input (nothing written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .spec import Loaded, ShotError, check_collisions, load
+from .spec.errors import Diagnostic
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXAMPLES = """\
+examples:
+  framepack validate examples/quickstart/shot.yaml
+  framepack plan examples/quickstart/shot.yaml
+  framepack plan shot.yaml --set seed=7 --json
+  framepack validate jobs.csv --template templates/talking-head.yaml
+  framepack schema > shot.schema.json
+
+A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
+with yaml-language-server). Errors print as FILE:LINE:COL: message and exit with status 2.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `framepack plan ... | head`
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framepack",
+        description="Declarative, cached, incremental batch rendering for FramePack "
+                    "image-to-video.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"framepack-render {__version__}")
+    verbs = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    validate = _verb(verbs, "validate", _validate,
+                     "check shot files and their images; render nothing",
+                     "Check each shot against the schema and its files on disk (images exist "
+                     "and decode, edits resolve, outputs stay inside the shot's folder). Model "
+                     "weights are not needed. Prints one line per shot; exit 2 on any error.")
+    validate.add_argument("shots", nargs="+", metavar="SHOT",
+                          help="shot files (or CSVs of jobs with --template)")
+    _shot_options(validate)
+
+    plan = _verb(verbs, "plan", _plan, "show the windows and edits a shot will render",
+                 "Compile a shot into its graph of edits and generation windows and print it: "
+                 "each window's time span, prompt, clean prefix image, generation order, flow "
+                 "shift, cache key and whether it is already cached.")
+    plan.add_argument("shots", nargs="+", metavar="SHOT",
+                      help="shot files (or CSVs of jobs with --template)")
+    _shot_options(plan)
+    plan.add_argument("--cache", metavar="DIR",
+                      help="cache folder to check (default: $FRAMEPACK_CACHE or the user cache "
+                           "folder)")
+    plan.add_argument("--json", action="store_true",
+                      help="print the plans as JSON (keys, layouts, shifts) instead of tables")
+
+    _verb(verbs, "schema", _schema, "print the shot file's JSON Schema",
+          "Print schemas/shot.schema.json (JSON Schema 2020-12). Point your editor at it with "
+          "a first line such as\n  # yaml-language-server: $schema=../schemas/shot.schema.json")
+    return parser
+
+
+def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
+          summary: str, description: str) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(name, help=summary, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _shot_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a var (repeatable); values read as YAML: --set steps=30")
+    parser.add_argument("--template", metavar="T.yaml",
+                        help="treat each SHOT as a CSV of jobs: one shot per row over this "
+                             "template, the columns as vars")
+    parser.add_argument("--output-root", metavar="DIR",
+                        help="resolve outputs under DIR instead of each shot's folder")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _load_all(args: argparse.Namespace) -> tuple[list[Loaded], bool]:
+    """Load every SHOT argument, printing errors; a failed file does not stop the others."""
+    results: list[Loaded] = []
+    failed = False
+    for shot in args.shots:
+        try:
+            results.append(load(shot, sets=args.set, template=args.template,
+                                output_root=args.output_root))
+        except ShotError as error:
+            _print_diagnostics(error.diagnostics)
+            failed = True
+    if len(results) > 1:
+        collisions = check_collisions([s for r in results for s in r.shots])
+        if collisions.errors:
+            _print_diagnostics(collisions.errors)
+            failed = True
+    return results, failed
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .plan import build_plan
+    from .report import describe_shot
+
+    results, failed = _load_all(args)
+    for loaded in results:
+        _print_diagnostics(loaded.warnings)
+        for shot in loaded.shots:
+            plan = build_plan(shot)
+            for note in plan.notes:
+                print(note)
+            print(f"ok {describe_shot(shot, plan)}")
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .cache import CacheStore
+    from .plan import build_plan, mark_cached
+    from .report import plan_json, print_plan
+
+    results, failed = _load_all(args)
+    if failed:
+        return EXIT_INVALID
+    store = CacheStore(args.cache)
+    plans = []
+    for loaded in results:
+        _print_diagnostics(loaded.warnings)
+        for shot in loaded.shots:
+            plan = build_plan(shot)
+            mark_cached(plan, store)
+            plans.append(plan)
+    if args.json:
+        json.dump({"cache": str(store.root), "plans": [plan_json(p) for p in plans]},
+                  sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    from rich.console import Console
+
+    # Piped output (CI logs, files) gets a wide table rather than an 80-column guess.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    for i, plan in enumerate(plans):
+        if i:
+            console.print()
+        print_plan(console, plan)
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .spec.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,263 @@
+"""Compile a checked shot into its graph of edits and generation windows.
+
+Each node's key hashes every input that shapes its latents plus the key of the node it
+continues from, so changing one input re-keys that node and everything generated after it,
+and nothing else. Generation orders:
+- inverted: the last window first, the first window (next to the start image) last;
+- forward: first to last (FramePack-F1);
+- endpoints-first: the last window, then the first, then the middle from the end backwards.
+In every order a window continues from the window generated just before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..spec.errors import Diagnostic
+from ..spec.model import Edit, ImageRef, Sampling, Shot
+from .flowshift import Shift, resolve_shift, window_tokens
+from .keys import content_key, derive_seed, image_identity, model_identity, snap
+from .layout import IndexLayout, forward_layout, inverted_layout, latent_paddings, \
+    one_frame_layout
+from .timeline import Slot, frames_per_window, layout_slots
+
+
+@dataclass
+class WindowNode:
+    slot: Slot
+    order: int  # position in generation order (0 = generated first)
+    prefix: ImageRef  # the clean prefix (start image or the latest keyframe)
+    uses_end_image: bool
+    padding: int | None  # FramePack latent padding (inverted orders), in windows
+    layout: IndexLayout
+    noise_seed: int
+    shift: Shift
+    sampling: Sampling
+    after: str | None  # key of the window generated just before
+    key: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def index(self) -> int:
+        return self.slot.index
+
+
+@dataclass
+class EditNode:
+    edit: Edit
+    layout: IndexLayout
+    noise_seed: int
+    shift: Shift
+    needs: list[str]  # names of edits whose results it uses
+    key: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+@dataclass
+class Plan:
+    shot: Shot
+    windows: list[WindowNode]  # time order
+    edits: list[EditNode]  # dependency order
+    notes: list[Diagnostic]
+
+    @property
+    def generation_order(self) -> list[WindowNode]:
+        return sorted(self.windows, key=lambda w: w.order)
+
+    @property
+    def total_frames(self) -> int:
+        return frames_per_window(self.shot.window) * len(self.windows) + 1
+
+    @property
+    def seconds(self) -> float:
+        return self.total_frames / self.shot.fps
+
+    def frame_span(self, node: WindowNode) -> tuple[int, int]:
+        """The video frames [first, last) this window contributes (frame 0 is the start)."""
+        per = frames_per_window(self.shot.window)
+        return 1 + per * node.index, 1 + per * (node.index + 1)
+
+    def keys(self) -> dict[str, str]:
+        """Every node's key by a readable name: 'window 3', 'edit outfit'."""
+        found = {f"edit {e.edit.name}": e.key for e in self.edits}
+        found.update({f"window {w.index}": w.key for w in self.windows})
+        return found
+
+
+def generation_order(count: int, sampling: str) -> list[int]:
+    """Time indices in the order they are generated."""
+    if sampling == "forward":
+        return list(range(count))
+    if sampling == "endpoints-first" and count > 2:
+        return [count - 1, 0] + list(range(count - 2, 0, -1))
+    return list(range(count - 1, -1, -1))
+
+
+def build_plan(shot: Shot) -> Plan:
+    edits = _edit_nodes(shot)
+    edit_keys = {node.edit.name: node.key for node in edits}
+    slots, notes = layout_slots(shot)
+    order = generation_order(len(slots), shot.sampling)
+    paddings = latent_paddings(len(slots))
+    model = model_identity(shot.model)
+    tokens = window_tokens(*shot.size, shot.window)
+    prefixes = _prefixes(shot, slots)
+
+    windows: list[WindowNode] = []
+    previous_key: str | None = None
+    for position, index in enumerate(order):
+        slot = slots[index]
+        settings = slot.section.sampling
+        if shot.sampling == "forward":
+            padding, layout = None, forward_layout(shot.window)
+        else:
+            padding = 0 if slot.keyframe else paddings[len(slots) - 1 - index]
+            layout = inverted_layout(shot.window, padding)
+        changes_text = index > 0 and _text(slots[index - 1]) != _text(slot)
+        boost = shot.experimental.transition_mu_boost if changes_text else 0.0
+        node = WindowNode(
+            slot=slot, order=position, prefix=prefixes[index],
+            uses_end_image=shot.end_image is not None and index == len(slots) - 1,
+            padding=padding, layout=layout,
+            noise_seed=derive_seed(settings.seed, "window", index),
+            shift=_shift(settings, tokens, boost), sampling=settings, after=previous_key,
+        )
+        node.inputs = _window_inputs(shot, node, model, edit_keys)
+        node.key = content_key("window", node.inputs)
+        previous_key = node.key
+        windows.append(node)
+    windows.sort(key=lambda w: w.index)
+    return Plan(shot, windows, edits, notes)
+
+
+def mark_cached(plan: Plan, store: Any) -> None:
+    """Fill ``cached`` from a cache store (anything with ``has(kind, key)``)."""
+    for window in plan.windows:
+        window.cached = store.has("window", window.key)
+    for edit in plan.edits:
+        edit.cached = store.has("edit", edit.key)
+
+
+# ---------------------------------------------------------------- windows
+
+
+def _prefixes(shot: Shot, slots: list[Slot]) -> list[ImageRef]:
+    """Each window's clean prefix: its section's keyframe, else the latest before it."""
+    current = shot.image
+    out = []
+    for slot in slots:
+        if slot.keyframe and slot.section.image is not None:
+            current = slot.section.image
+        out.append(current)
+    return out
+
+
+def _text(slot: Slot) -> tuple[str, str | None, float]:
+    return slot.prompt, slot.blend_from, slot.blend_alpha
+
+
+def _shift(settings: Sampling, tokens: int, boost: float = 0.0) -> Shift:
+    fs = settings.flow_shift
+    shift = resolve_shift(fs.preset, fs.detail, tokens, mu=fs.mu, sigma=fs.sigma, shift=fs.shift,
+                          boost=boost)
+    return Shift(snap(shift.mu), snap(shift.sigma))
+
+
+def _guidance_inputs(settings: Sampling, shot: Shot) -> dict[str, Any]:
+    """Settings shared by windows and edits. The negative prompt counts only when cfg > 1."""
+    real_cfg = settings.cfg > 1.0
+    inputs: dict[str, Any] = {
+        "steps": settings.steps,
+        "guidance": snap(settings.guidance),
+        "cfg": snap(settings.cfg),
+        "negative_prompt": settings.negative_prompt if real_cfg else None,
+    }
+    if real_cfg and shot.experimental.cfg_schedule_beta is not None:
+        inputs["cfg_schedule_beta"] = snap(shot.experimental.cfg_schedule_beta)
+    return inputs
+
+
+def _window_inputs(shot: Shot, node: WindowNode, model: dict[str, Any],
+                   edit_keys: dict[str, str]) -> dict[str, Any]:
+    slot = node.slot
+    inputs: dict[str, Any] = {
+        "model": model,
+        "size": list(shot.size),
+        "window": shot.window,
+        "sampling": shot.sampling,
+        "sampler": shot.sampler,
+        "layout": node.layout.as_dict(),
+        "prompt": slot.prompt,
+        "blend": None if slot.blend_from is None else {
+            "from": slot.blend_from, "alpha": snap(slot.blend_alpha)},
+        "noise_seed": node.noise_seed,
+        "shift": {"mu": node.shift.mu, "sigma": node.shift.sigma},
+        "teacache": node.sampling.teacache,
+        "prefix": image_identity(node.prefix, edit_keys),
+        "end_image": None,
+        "after": node.after,
+        **_guidance_inputs(node.sampling, shot),
+    }
+    if node.uses_end_image:
+        assert shot.end_image is not None
+        inputs["end_image"] = {"image": image_identity(shot.end_image, edit_keys),
+                               "strength": snap(shot.end_image_strength)}
+    if node.after is not None:  # context options shape only windows that have a context
+        exp = shot.experimental
+        if exp.context_blur is not None:
+            inputs["context_blur"] = [snap(v) for v in exp.context_blur]
+        if exp.context_decay > 0:
+            inputs["context_decay"] = snap(exp.context_decay)
+    return inputs
+
+
+# ---------------------------------------------------------------- edits
+
+
+def _edit_nodes(shot: Shot) -> list[EditNode]:
+    """Edits in dependency order (an edit after the edits it uses), each with its key."""
+    by_name = {e.name: e for e in shot.edits}
+    done: dict[str, EditNode] = {}
+    ordered: list[EditNode] = []
+    model = model_identity(shot.model)
+    tokens = window_tokens(*shot.size, 1)
+
+    def visit(edit: Edit) -> None:
+        if edit.name in done:
+            return
+        refs = [edit.image, *(c.image for c in edit.controls),
+                *(c.mask for c in edit.controls if c.mask is not None)]
+        needs = sorted({r.edit for r in refs if r.edit is not None})
+        for name in needs:
+            visit(by_name[name])
+        layout = one_frame_layout(shot.window, edit.target_index,
+                                  [c.index for c in edit.controls], no_post=edit.no_post,
+                                  no_2x=edit.no_2x, no_4x=edit.no_4x)
+        node = EditNode(edit, layout, derive_seed(edit.sampling.seed, "edit"),
+                        _shift(edit.sampling, tokens), needs)
+        keys = {n.edit.name: n.key for n in done.values()}
+        node.inputs = {
+            "model": model,
+            "size": list(shot.size),
+            "sampler": shot.sampler,
+            "layout": layout.as_dict(),
+            "prompt": edit.prompt,
+            "image": image_identity(edit.image, keys),
+            "controls": [{
+                "image": image_identity(c.image, keys),
+                "mask": image_identity(c.mask, keys) if c.mask is not None else None,
+            } for c in edit.controls],
+            "noise_seed": node.noise_seed,
+            "shift": {"mu": node.shift.mu, "sigma": node.shift.sigma},
+            **_guidance_inputs(edit.sampling, shot),
+        }
+        node.key = content_key("edit", node.inputs)
+        done[edit.name] = node
+        ordered.append(node)
+
+    for edit in shot.edits:
+        visit(edit)
+    return ordered

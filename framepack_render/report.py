@@ -1,0 +1,180 @@
+"""How plans look to people (Rich tables) and to programs (JSON)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .plan import Plan, WindowNode
+from .spec.errors import display_path
+from .spec.model import ImageRef, Shot
+
+KEY_SHOWN = 12
+PROMPT_SHOWN = 60
+
+
+def describe_shot(shot: Shot, plan: Plan) -> str:
+    """One line: what this shot renders."""
+    sections = len(shot.sections)
+    parts = [
+        f"{sections} section{'s' if sections != 1 else ''}",
+        f"{len(plan.windows)} window{'s' if len(plan.windows) != 1 else ''}",
+        f"{plan.total_frames} frames ({plan.seconds:.2f} s at {shot.fps:g} fps)",
+    ]
+    if plan.edits:
+        parts.append(f"{len(plan.edits)} edit{'s' if len(plan.edits) != 1 else ''}")
+    outputs = ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
+                        for o in shot.outputs)
+    return f"{shot.label}: {', '.join(parts)} -> {outputs}"
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    shot = plan.shot
+    model = shot.model.profile
+    console.print(Text(shot.label, style="bold"), Text(
+        f"  model {model} · {shot.size[0]}x{shot.size[1]} · {shot.fps:g} fps · window "
+        f"{shot.window} · {shot.sampling} · {shot.sampler} · {plan.total_frames} frames "
+        f"({plan.seconds:.2f} s)", style="dim"))
+    if plan.edits:
+        console.print(_edit_table(plan))
+    console.print(_window_table(plan, console.width))
+    for note in plan.notes:
+        console.print(Text(str(note), style="yellow"), soft_wrap=True)
+    todo = sum(not w.cached for w in plan.windows) + sum(not e.cached for e in plan.edits)
+    total = len(plan.windows) + len(plan.edits)
+    outputs = ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
+                        for o in shot.outputs)
+    console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> {outputs}",
+                  soft_wrap=True)
+
+
+def _window_table(plan: Plan, width: int) -> Table:
+    """Time order, one row per window. Below 110 columns the section and shift columns go."""
+    shot = plan.shot
+    per = 4 * shot.window
+    wide = width >= 110
+    table = Table(title="windows (time order)", title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("time (s)", no_wrap=True)
+    if wide:
+        table.add_column("section", no_wrap=True, max_width=16)
+    table.add_column("prompt", ratio=1, min_width=12, overflow="fold")
+    table.add_column("prefix", max_width=22 if wide else 14, overflow="fold")
+    table.add_column("order", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("shift", justify="right", no_wrap=True)
+    table.add_column("key", no_wrap=True)
+    table.add_column("cached", justify="center", no_wrap=True)
+    for node in plan.windows:
+        cells: list[str | Text] = [
+            str(node.index + 1),
+            f"{node.index * per / shot.fps:.2f}-{(node.index + 1) * per / shot.fps:.2f}",
+        ]
+        if wide:
+            cells.append(node.slot.section.label)
+        cells += [_prompt_cell(node), _prefix_cell(node, shot), str(node.order + 1)]
+        if wide:
+            cells.append(_shift_cell(node))
+        cells += [node.key[:KEY_SHOWN if wide else 8],
+                  Text("yes", style="green") if node.cached else Text("no", style="dim")]
+        table.add_row(*cells)
+    return table
+
+
+def _edit_table(plan: Plan) -> Table:
+    table = Table(title="edits (one-frame)", title_justify="left")
+    for name in ("edit", "prompt", "target", "controls", "drops", "key", "cached"):
+        table.add_column(name, overflow="fold" if name == "prompt" else "ellipsis")
+    for node in plan.edits:
+        edit = node.edit
+        controls = ", ".join(f"{c.image}@{c.index}" + (" masked" if c.mask else "")
+                             for c in edit.controls)
+        drops = ", ".join(k for k, on in (("2x", edit.no_2x), ("4x", edit.no_4x),
+                                          ("post", edit.no_post)) if on) or "-"
+        table.add_row(edit.name, edit.prompt, str(edit.target_index), controls, drops,
+                      node.key[:KEY_SHOWN],
+                      Text("yes", style="green") if node.cached else Text("no", style="dim"))
+    return table
+
+
+def _prompt_cell(node: WindowNode) -> Text:
+    slot = node.slot
+    text = Text(_shorten(slot.prompt, PROMPT_SHOWN))
+    if slot.blend_from is not None:
+        text.append(f" (blend {slot.blend_alpha:.0%})", style="cyan")
+    return text
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _prefix_cell(node: WindowNode, shot: Shot) -> Text:
+    text = Text(_image_name(node.prefix))
+    if node.slot.keyframe:
+        text.append(" (keyframe)", style="cyan")
+    if node.uses_end_image and shot.end_image is not None:
+        text.append(f" + end {_image_name(shot.end_image)}", style="magenta")
+    return text
+
+
+def _image_name(ref: ImageRef) -> str:
+    return str(ref) if ref.edit is not None else Path(ref.text).name
+
+
+def _shift_cell(node: WindowNode) -> str:
+    text = f"{node.shift.factor:.2f}"
+    return text if node.shift.sigma == 1.0 else f"{text} s{node.shift.sigma:g}"
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    shot = plan.shot
+    return {
+        "shot": shot.label,
+        "source": str(shot.source),
+        "vars": shot.vars,
+        "model": shot.model.profile,
+        "size": list(shot.size),
+        "fps": shot.fps,
+        "window": shot.window,
+        "sampling": shot.sampling,
+        "sampler": shot.sampler,
+        "frames": plan.total_frames,
+        "seconds": round(plan.seconds, 6),
+        "outputs": [{"path": str(o.path), "format": o.format} for o in shot.outputs],
+        "edits": [{
+            "name": e.edit.name,
+            "prompt": e.edit.prompt,
+            "needs": e.needs,
+            "layout": e.layout.as_dict(),
+            "shift": {"mu": e.shift.mu, "sigma": e.shift.sigma},
+            "seed": e.noise_seed,
+            "output": str(e.edit.output) if e.edit.output else None,
+            "key": e.key,
+            "cached": e.cached,
+        } for e in plan.edits],
+        "windows": [{
+            "index": w.index,
+            "section": w.slot.section.index,
+            "order": w.order,
+            "frames": list(plan.frame_span(w)),
+            "prompt": w.slot.prompt,
+            "blend": None if w.slot.blend_from is None else {
+                "from": w.slot.blend_from, "alpha": w.slot.blend_alpha},
+            "prefix": str(w.prefix),
+            "keyframe": w.slot.keyframe,
+            "end_image": w.uses_end_image,
+            "padding": w.padding,
+            "layout": w.layout.as_dict(),
+            "shift": {"mu": w.shift.mu, "sigma": w.shift.sigma},
+            "seed": w.noise_seed,
+            "key": w.key,
+            "after": w.after,
+            "cached": w.cached,
+        } for w in plan.windows],
+        "notes": [str(n) for n in plan.notes],
+    }

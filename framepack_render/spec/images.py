@@ -1,0 +1,49 @@
+"""Image files: they must exist and decode; their identity is the hash of their bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+from .model import ImageInfo
+
+_MEMO: dict[tuple[str, int, int], ImageInfo] = {}
+
+
+class ImageProblem(Exception):
+    """Why an image field cannot be used, as a message for the user."""
+
+
+def probe_image(path: Path) -> ImageInfo:
+    """Read, hash and fully decode ``path``. Memoised on (path, size, mtime) within a process."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ImageProblem("not found") from None
+    except OSError as exc:
+        raise ImageProblem(f"cannot read it: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise ImageProblem("is a folder, not an image")
+    memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    data = path.read_bytes()
+    from PIL import Image, UnidentifiedImageError  # imported on first image: start-up stays quick
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # a truncated or corrupt file fails here, not at render time
+                info = ImageInfo(path, hashlib.sha256(data).hexdigest(), image.width,
+                                 image.height, image.mode)
+    except UnidentifiedImageError:
+        raise ImageProblem("is not an image Pillow can read (PNG, JPEG, WebP, ...)") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageProblem("is too large to be a frame (decompression-bomb limit)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"does not decode: {exc}") from None
+    _MEMO[memo_key] = info
+    return info

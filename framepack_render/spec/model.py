@@ -1,0 +1,166 @@
+"""The typed shot: what the spec layer hands to the planner once every check has passed.
+
+Every setting is resolved (top-level defaults applied to sections and edits) and every path is
+absolute, so the planner never needs the YAML again. Marks are kept for messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Mark
+
+VIDEO_FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif", ".mov": "mov",
+                 ".safetensors": "safetensors"}
+IMAGE_FORMATS = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A decoded-and-checked image file. ``sha256`` is of its bytes: touching it changes nothing."""
+
+    path: Path
+    sha256: str
+    width: int
+    height: int
+    mode: str
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.mode in ("RGBA", "LA", "PA") or self.mode.endswith("A")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image field: a checked file, or the result of the edit named ``edit``."""
+
+    mark: Mark
+    info: ImageInfo | None = None
+    edit: str | None = None
+    text: str = ""  # as written, for tables and messages
+
+    def __str__(self) -> str:
+        return f"{{edit: {self.edit}}}" if self.edit else self.text
+
+
+@dataclass(frozen=True)
+class FlowShift:
+    """A flow-shift request; the planner turns it into (mu, sigma) per window."""
+
+    preset: str = "balanced"
+    detail: str = "standard"
+    mu: float | None = None  # None: derived from the window's token count
+    sigma: float | None = None  # None: the preset's
+    shift: float | None = None  # a fixed shift: mu = ln(shift)
+
+    def describe(self) -> str:
+        if self.shift is not None:
+            return f"shift {self.shift:g}"
+        text = self.preset if self.detail == "standard" else f"{self.preset}/{self.detail}"
+        return text if self.mu is None else f"{text} mu={self.mu:g}"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Settings shared by sections and edits; each is resolved against the shot's defaults."""
+
+    seed: int
+    steps: int
+    guidance: float
+    cfg: float
+    negative_prompt: str
+    flow_shift: FlowShift
+    teacache: float | None  # threshold, or None when off
+
+
+@dataclass(frozen=True)
+class Section:
+    index: int
+    mark: Mark
+    name: str | None
+    prompt: str
+    frames: float  # requested video frames (before rounding to windows)
+    duration_text: str
+    duration_mark: Mark
+    image: ImageRef | None  # keyframe
+    blend_frames: float  # 0: no blend
+    blend_mark: Mark | None
+    sampling: Sampling
+
+    @property
+    def label(self) -> str:
+        return self.name or f"section {self.index + 1}"
+
+
+@dataclass(frozen=True)
+class Control:
+    image: ImageRef
+    mask: ImageRef | None
+    index: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    name: str
+    mark: Mark
+    image: ImageRef
+    prompt: str
+    controls: tuple[Control, ...]
+    target_index: int
+    no_2x: bool
+    no_4x: bool
+    no_post: bool
+    output: Path | None
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    profile: str
+    mark: Mark
+    paths: dict[str, str] = field(default_factory=dict)  # component -> absolute path
+
+
+@dataclass(frozen=True)
+class Output:
+    path: Path
+    format: str  # mp4 | webm | gif | mov | safetensors | frames
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Post:
+    color_match: str = "none"
+    loop: str = "none"
+    interpolate: int = 1
+    crf: int = 16
+
+
+@dataclass(frozen=True)
+class Experimental:
+    context_blur: tuple[float, float] | None = None  # (sigma, alpha)
+    context_decay: float = 0.0
+    cfg_schedule_beta: float | None = None
+    transition_mu_boost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Shot:
+    source: Path  # the shot (or CSV) file
+    label: str  # "shot.yaml", or "shot.yaml [seed=1]" for a matrix expansion
+    vars: dict[str, object]
+    model: ModelSpec
+    outputs: tuple[Output, ...]
+    size: tuple[int, int]  # width, height
+    fps: float
+    window: int
+    sampling: str  # inverted | forward | endpoints-first
+    sampler: str  # unipc | euler
+    image: ImageRef
+    end_image: ImageRef | None
+    end_image_strength: float
+    sections: tuple[Section, ...]
+    edits: tuple[Edit, ...]  # only the edits that are used or written
+    post: Post
+    experimental: Experimental

@@ -1,0 +1,320 @@
+"""Templates and batches: `extends`, `vars` with ${name}, `--set`, `matrix`, and CSV jobs.
+
+Each function takes and returns Node trees so that every value keeps the place it was
+written: an error in a value that came from a template points into the template, and one that
+came from a CSV cell points at the cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Mark, ShotError, display_path, suggest
+from .yaml_loader import Node, copy_node, load_yaml, parse_scalar, read_text
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_EXPANSIONS = 1000
+
+
+@dataclass
+class Expansion:
+    """One shot to check and plan: a merged, substituted document and where it came from."""
+
+    doc: Node
+    source: Path  # the shot or CSV file: outputs resolve against its folder
+    label: str
+    vars: dict[str, object] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()  # the shot and every template it extends
+
+
+# ---------------------------------------------------------------- extends
+
+
+def load_with_extends(path: Path) -> tuple[Node, tuple[Path, ...]]:
+    """The shot merged over its chain of templates, and the files of that chain."""
+    chain: list[Path] = []
+    doc = _load_chain(path.resolve(), chain, None)
+    return doc, tuple(chain)
+
+
+def _load_chain(path: Path, chain: list[Path], via: Mark | None) -> Node:
+    if path in chain:
+        names = " -> ".join(display_path(p) for p in chain[chain.index(path):] + [path])
+        raise ShotError.at(via or Mark(display_path(path)), f"extends cycle: {names}")
+    if via is not None and not path.is_file():
+        raise ShotError.at(via, f"template {display_path(path)} not found"
+                                + _near_file(path))
+    chain.append(path)
+    doc = load_yaml(path)
+    if not doc.is_map:
+        raise ShotError.at(doc.mark, "a shot file is a mapping of keys such as prompt, image "
+                                     "and output")
+    parent_node = doc.value.pop("extends", None)
+    if parent_node is None:
+        return doc
+    if not isinstance(parent_node.value, str) or not parent_node.value.strip():
+        raise ShotError.at(parent_node.mark, "extends must be the path of a template file")
+    parent = _load_chain((Path(parent_node.base) / parent_node.value).resolve(), chain,
+                         parent_node.mark)
+    return merge(parent, doc)
+
+
+def merge(base: Node, over: Node) -> Node:
+    """``over`` merged onto ``base``: mappings merge deeply, everything else replaces."""
+    if not (base.is_map and over.is_map):
+        return copy_node(over)
+    merged = copy_node(base)
+    for key, value in over.items():
+        if key in merged.value:
+            merged.value[key] = merge(merged.value[key], value)
+        else:
+            merged.value[key] = copy_node(value)
+        merged.key_marks[key] = over.key_mark(key)
+    merged.mark, merged.base = over.mark, over.base
+    return merged
+
+
+def _near_file(path: Path) -> str:
+    try:
+        names = [p.name for p in path.parent.iterdir()]
+    except OSError:
+        return ""
+    return suggest(path.name, names)
+
+
+# ---------------------------------------------------------------- vars
+
+
+def substitute(node: Node, variables: dict[str, Node]) -> Node:
+    """Replace ${name} in every string below ``node``. ``$${`` writes a literal ``${``."""
+    if node.is_map:
+        return Node({k: substitute(v, variables) for k, v in node.items()}, node.mark, node.base,
+                    dict(node.key_marks))
+    if node.is_list:
+        return Node([substitute(v, variables) for v in node.value], node.mark, node.base)
+    if not isinstance(node.value, str) or "$" not in node.value:
+        return node
+    text = node.value
+    whole = re.fullmatch(r"\$\{([^}]*)\}", text)
+    if whole:  # exactly one var: keep the value's type and where it was written
+        value = _lookup(whole.group(1), variables, node.mark)
+        return Node(value.value, value.mark, value.base)
+    parts: list[str] = []
+    base = node.base
+    i = 0
+    while i < len(text):
+        if text.startswith("$${", i):
+            parts.append("${")
+            i += 3
+        elif text.startswith("${", i):
+            end = text.find("}", i + 2)
+            if end < 0:
+                raise ShotError.at(node.mark, f"unclosed '${{' in '{text}'; write $${{ for a "
+                                              "literal ${")
+            value = _lookup(text[i + 2:end], variables, node.mark)
+            if i == 0:  # a path that starts with a var resolves where the var was defined
+                base = value.base
+            parts.append(_as_text(value.value))
+            i = end + 1
+        else:
+            parts.append(text[i])
+            i += 1
+    return Node("".join(parts), node.mark, base)
+
+
+def _lookup(name: str, variables: dict[str, Node], mark: Mark) -> Node:
+    name = name.strip()
+    if not _VAR_NAME.match(name):
+        raise ShotError.at(mark, f"'${{{name}}}' is not a var reference; var names use letters, "
+                                 "digits and '_' (write $${ for a literal ${)")
+    if name not in variables:
+        hint = suggest(name, variables) or (
+            "; define it under vars:" if not variables else "")
+        raise ShotError.at(mark, f"undefined var '{name}'{hint}")
+    return variables[name]
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def referenced_vars(node: Node) -> set[str]:
+    """Names used as ${name} anywhere below ``node``."""
+    found: set[str] = set()
+    if node.is_map:
+        for _, v in node.items():
+            found |= referenced_vars(v)
+    elif node.is_list:
+        for v in node.value:
+            found |= referenced_vars(v)
+    elif isinstance(node.value, str):
+        text = node.value.replace("$${", "")
+        found |= {m.strip() for m in re.findall(r"\$\{([^}]*)\}", text)}
+    return found
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def expand_shot(path: Path, sets: dict[str, Node]) -> list[Expansion]:
+    """A shot file as the list of shots it stands for (one, or one per matrix combination)."""
+    doc, files = load_with_extends(path)
+    return _expand(doc, path, display_path(path), sets, {}, files)
+
+
+def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
+            row: dict[str, Node], files: tuple[Path, ...]) -> list[Expansion]:
+    declared = _declared_vars(doc)
+    matrix = _matrix(doc)
+    known = set(declared) | set(matrix) | set(row)
+    used = referenced_vars(doc)
+    for name, value in sets.items():
+        if name not in known and name not in used:
+            raise ShotError.at(Mark(display_path(source)),
+                               f"--set {name}=...: this shot has no var '{name}'"
+                               f"{suggest(name, known | used)}")
+    # --set wins over a CSV row, which wins over matrix values, which win over vars.
+    axes = {k: v for k, v in matrix.items() if k not in sets and k not in row}
+    combos = list(itertools.product(*axes.values())) if axes else [()]
+    if len(combos) > MAX_EXPANSIONS:
+        raise ShotError.at(doc.key_mark("matrix"), f"the matrix expands to {len(combos)} shots; "
+                                                   f"the limit is {MAX_EXPANSIONS}")
+    body = Node({k: v for k, v in doc.items() if k not in ("vars", "matrix")}, doc.mark,
+                doc.base, {k: m for k, m in doc.key_marks.items() if k not in ("vars", "matrix")})
+    expansions = []
+    for combo in combos:
+        chosen = dict(zip(axes, combo))
+        variables = {**declared, **{k: v[0] for k, v in matrix.items()}, **chosen, **row, **sets}
+        shown = ", ".join(f"{k}={_as_text(v.value)}" for k, v in {**chosen, **row}.items())
+        expansions.append(Expansion(
+            doc=substitute(body, variables),
+            source=source,
+            label=f"{label} [{shown}]" if shown else label,
+            vars={k: v.value for k, v in variables.items()},
+            files=files,
+        ))
+    return expansions
+
+
+def _declared_vars(doc: Node) -> dict[str, Node]:
+    node = doc.get("vars")
+    if node is None:
+        return {}
+    if not node.is_map:
+        raise ShotError.at(node.mark, "vars must be a mapping of name: value")
+    for name, value in node.items():
+        _check_var(name, value, node.key_mark(name))
+    return dict(node.value)
+
+
+def _matrix(doc: Node) -> dict[str, list[Node]]:
+    node = doc.get("matrix")
+    if node is None:
+        return {}
+    if not node.is_map or not node.value:
+        raise ShotError.at(node.mark, "matrix must be a mapping of name: [value, ...]")
+    axes: dict[str, list[Node]] = {}
+    for name, values in node.items():
+        if not values.is_list or not values.value:
+            raise ShotError.at(values.mark, f"matrix.{name} must be a non-empty list of values")
+        for value in values.value:
+            _check_var(name, value, node.key_mark(name))
+        axes[name] = list(values.value)
+    return axes
+
+
+def _check_var(name: str, value: Node, mark: Mark) -> None:
+    if not _VAR_NAME.match(name):
+        raise ShotError.at(mark, f"'{name}' is not a var name: use letters, digits and '_', "
+                                 "not starting with a digit")
+    if value.is_map or value.is_list or value.value is None:
+        raise ShotError.at(value.mark, f"var '{name}' must be text, a number or true/false")
+
+
+def parse_sets(items: list[str]) -> dict[str, Node]:
+    """--set name=value pairs as var nodes; relative paths in them resolve from the cwd."""
+    sets: dict[str, Node] = {}
+    cwd = os.getcwd()
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not _VAR_NAME.match(name):
+            raise ShotError.at(Mark("--set"), f"'{item}' is not name=value")
+        sets[name] = Node(parse_scalar(text), Mark(f"--set {name}"), cwd)
+    return sets
+
+
+# ---------------------------------------------------------------- CSV jobs
+
+
+def expand_csv(csv_path: Path, template: Path, sets: dict[str, Node]) -> list[Expansion]:
+    """One shot per CSV row: the template with the row's columns as vars."""
+    shown = display_path(csv_path)
+    text = read_text(csv_path, shown)
+    rows = _csv_rows(text, shown)
+    doc, files = load_with_extends(template)
+    base = str(csv_path.resolve().parent)
+    expansions = []
+    for line, cells in rows:
+        row = {name: Node(parse_scalar(value), Mark(shown, line, col), base)
+               for name, (value, col) in cells.items()}
+        label = f"{shown}:{line}"
+        expansions.extend(_expand(doc, csv_path, label, sets, row, files))
+    return expansions
+
+
+def _csv_rows(text: str, shown: str) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+    lines = text.splitlines()
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    if not numbered:
+        raise ShotError.at(Mark(shown, 1, 1), "the CSV is empty; its first row names the vars")
+    try:
+        dialect = csv.Sniffer().sniff(numbered[0][1], delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    header_line, header_text = numbered[0]
+    header, header_cols = _split_csv_line(header_text, delimiter, shown, header_line)
+    for name, col in zip(header, header_cols):
+        if not _VAR_NAME.match(name.strip()):
+            raise ShotError.at(Mark(shown, header_line, col),
+                               f"column '{name}' is not a var name: use letters, digits and '_'")
+    names = [h.strip() for h in header]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ShotError.at(Mark(shown, header_line, header_cols[i]),
+                               f"duplicate column '{name}'")
+    rows = []
+    for line_no, line in numbered[1:]:
+        values, cols = _split_csv_line(line, delimiter, shown, line_no)
+        if len(values) != len(names):
+            raise ShotError.at(Mark(shown, line_no, 1),
+                               f"row has {len(values)} values for {len(names)} columns")
+        rows.append((line_no, {n: (v, c) for n, v, c in zip(names, values, cols)}))
+    if not rows:
+        raise ShotError.at(Mark(shown, header_line, 1), "the CSV has a header but no jobs")
+    return rows
+
+
+def _split_csv_line(line: str, delimiter: str, shown: str, line_no: int
+                    ) -> tuple[list[str], list[int]]:
+    """Cells of one CSV line with the 1-based column where each starts."""
+    try:
+        values = next(csv.reader(io.StringIO(line), delimiter=delimiter, strict=True))
+    except (csv.Error, StopIteration) as exc:
+        raise ShotError.at(Mark(shown, line_no, 1), f"malformed CSV row: {exc}") from None
+    cols, quoted = [1], False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            cols.append(i + 2)
+    return values, cols[: len(values)]
