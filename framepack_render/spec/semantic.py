@@ -512,16 +512,30 @@ class _Checker:
         if edits and model.profile == "framepack-f1":
             self.report.warn(edits[0].mark, "one-frame edits are documented for the framepack "
                                             "model only, not framepack-f1")
-        for owner, mark, settings in [("the shot", self.doc.mark, None)] + [
-                (s.label, s.mark, s.sampling) for s in sections] + [
-                (f"edit '{e.name}'", e.mark, e.sampling) for e in edits]:
-            if settings is None:
-                continue
+        users = [(s.sampling, self._section_node(s.index)) for s in sections]
+        users += [(e.sampling, n) for e, n in zip(edits, self._edit_nodes_of(edits))]
+        for settings, node in users:
+            # Warn once, where the setting is written (a section, an edit or the shot).
             if settings.negative_prompt and settings.cfg <= 1.0:
-                self.report.warn(mark, f"{owner}: negative_prompt has no effect unless cfg > 1")
+                self.report.warn(self._origin("negative_prompt", node),
+                                 "negative_prompt has no effect unless cfg > 1")
             if settings.teacache is not None and settings.cfg > 1.0:
-                self.report.warn(mark, f"{owner}: teacache with cfg > 1 is unreliable (its "
-                                       "counter counts transformer calls, not steps)")
+                self.report.warn(self._origin("teacache", node),
+                                 "teacache with cfg > 1 is unreliable (its counter counts "
+                                 "transformer calls, not steps)")
+
+    def _origin(self, key: str, node: Node | None) -> Mark:
+        if node is not None and node.get(key) is not None:
+            return node.get(key).mark
+        return self.mark(key)
+
+    def _section_node(self, index: int) -> Node | None:
+        sections = self.doc.get("sections")
+        return sections.value[index] if sections is not None else None
+
+    def _edit_nodes_of(self, edits: list[Edit]) -> list[Node]:
+        by_name = {n.value["name"].value: n for n in self._edit_nodes()}
+        return [by_name[e.name] for e in edits]
 
 
 # ---------------------------------------------------------------- pure helpers

@@ -193,7 +193,7 @@ def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
     for combo in combos:
         chosen = dict(zip(axes, combo))
         variables = {**declared, **{k: v[0] for k, v in matrix.items()}, **chosen, **row, **sets}
-        shown = ", ".join(f"{k}={_as_text(v.value)}" for k, v in {**chosen, **row}.items())
+        shown = ", ".join(f"{k}={_as_text(v.value)}" for k, v in chosen.items())
         expansions.append(Expansion(
             doc=substitute(body, variables),
             source=source,
