@@ -14,7 +14,7 @@ from .spec.errors import display_path
 from .spec.model import ImageRef, Shot
 
 KEY_SHOWN = 12
-PROMPT_SHOWN = 60
+PROMPT_SHOWN = 80
 
 
 def describe_shot(shot: Shot, plan: Plan) -> str:
@@ -128,7 +128,7 @@ def _image_name(ref: ImageRef) -> str:
 
 def _shift_cell(node: WindowNode) -> str:
     text = f"{node.shift.factor:.2f}"
-    return text if node.shift.sigma == 1.0 else f"{text} s{node.shift.sigma:g}"
+    return text if node.shift.sigma == 1.0 else f"{text} σ{node.shift.sigma:g}"
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
