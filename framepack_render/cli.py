@@ -88,13 +88,23 @@ def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.
 
 
 def _shot_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_set_item,
                         help="override a var (repeatable); values read as YAML: --set steps=30")
     parser.add_argument("--template", metavar="T.yaml",
                         help="treat each SHOT as a CSV of jobs: one shot per row over this "
                              "template, the columns as vars")
     parser.add_argument("--output-root", metavar="DIR",
                         help="resolve outputs under DIR instead of each shot's folder")
+
+
+def _set_item(text: str) -> str:
+    from .spec.templates import split_set
+
+    try:
+        split_set(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 # ---------------------------------------------------------------- commands

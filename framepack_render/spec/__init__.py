@@ -36,6 +36,9 @@ def load(path: str | Path, *, sets: list[str] | tuple[str, ...] = (),
     else:
         expansions = expand_shot(path, set_nodes)
     report = Report()
+    for expansion in expansions:
+        for warning in expansion.warnings:
+            report.warn(warning.mark, warning.message)
     shots = []
     for expansion in expansions:
         shot = build_shot(expansion, report, root)
@@ -56,7 +59,9 @@ def check_collisions(shots: list[Shot]) -> Report:
         for path, mark in targets:
             other = writers.get(path)
             if other is not None and other != shot.label:
-                report.error(mark, f"output {display_path(path)} is also written by {other}; "
-                                   "make it differ, for example with a var such as ${seed}")
+                # A CSV row is where the user fixes a clash between rows.
+                report.error(shot.row or mark, f"output {display_path(path)} is also written "
+                                               f"by {other}; make it differ, for example with "
+                                               "a var such as ${seed}")
             writers.setdefault(path, shot.label)
     return report

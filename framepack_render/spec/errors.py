@@ -15,15 +15,13 @@ from typing import Iterable
 
 @dataclass(frozen=True, order=True)
 class Mark:
-    """A position in a source file; line and col are 1-based. Line 0 means 'the whole file'."""
+    """A position in a source file; line and col are 1-based (1:1 for the file as a whole)."""
 
     file: str
-    line: int = 0
-    col: int = 0
+    line: int = 1
+    col: int = 1
 
     def __str__(self) -> str:
-        if self.line <= 0:
-            return self.file
         return f"{self.file}:{self.line}:{self.col}"
 
 

@@ -164,3 +164,4 @@ class Shot:
     edits: tuple[Edit, ...]  # only the edits that are used or written
     post: Post
     experimental: Experimental
+    row: Mark | None = None  # the CSV row this shot came from

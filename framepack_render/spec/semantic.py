@@ -126,6 +126,7 @@ class _Checker:
             edits=tuple(edits),
             post=self._post(),
             experimental=self._experimental(),
+            row=self.exp.row,
         )
 
     def _model(self) -> ModelSpec:
@@ -212,7 +213,7 @@ class _Checker:
                 self.report.error(doc.mark, "the shot needs 'sections' or a top-level 'prompt' "
                                             "and 'duration'")
                 return []
-            nodes = [Node({}, doc.mark, doc.base)]
+            nodes = [doc]  # the one-section shorthand: the shot is its own section
         sections: list[Section] = []
         previous_prompt: str | None = self.value("prompt")
         total = 0.0
@@ -226,7 +227,7 @@ class _Checker:
                 prompt = ""
             frames, text, dmark = self._duration(node, fps, index)
             total += frames / fps
-            image = self._image_ref(node.get("image"))
+            image = self._image_ref(node.get("image")) if node is not doc else None
             if index == 0 and image is not None:
                 self.report.error(image.mark, "the first section starts on the shot's start "
                                               "image; set the top-level 'image' instead")
@@ -234,7 +235,10 @@ class _Checker:
             if node.get("blend") is not None:
                 blend_mark = node.get("blend").mark
                 blend_frames = _frames_of(node.get("blend").plain(), fps)
-                if index == 0:
+                if blend_frames <= 0:
+                    self.report.error(blend_mark, "blend must be longer than 0 (leave it out for "
+                                                  "no blend)")
+                elif index == 0:
                     self.report.error(blend_mark, "the first section has no previous prompt to "
                                                   "blend from")
                 elif prompt == previous_prompt:
@@ -262,8 +266,7 @@ class _Checker:
                               "give either duration or frames, not both")
         key = (own or top or [None])[0]
         if key is None:
-            where = "the shot" if node is self.doc or not node.value else \
-                f"section {index + 1}"
+            where = "the shot" if node is self.doc else f"section {index + 1}"
             self.report.error(node.mark, f"{where} needs a duration (\"2.4s\", 2.4 or "
                                          "{frames: 72})")
             return 1.0, "?", node.mark
@@ -271,6 +274,9 @@ class _Checker:
         raw = child.plain()
         frames = float(raw) if key == "frames" else _frames_of(raw, fps)
         text = f"{raw} frames" if key == "frames" else _duration_text(raw)
+        if frames <= 0:
+            self.report.error(child.mark, f"{key} must be longer than 0")
+            frames = 1.0
         return frames, text, child.mark
 
     def _sampling_settings(self, *nodes: Node | None) -> Sampling:
@@ -587,6 +593,11 @@ def _round16(side: int) -> int:
 
 
 def _nearest_bucket(width: int, height: int) -> tuple[int, int]:
-    """FramePack's bucket rule: minimise |h * bw - w * bh|; returns (width, height)."""
-    bh, bw = min(BUCKETS_640, key=lambda b: abs(height * b[1] - width * b[0]))
-    return bw, bh
+    """FramePack's bucket rule: minimise |h * bw - w * bh|, the last of equals winning (so a
+    square image gets 608 wide x 640 high, as in FramePack); returns (width, height)."""
+    best, best_metric = BUCKETS_640[0], float("inf")
+    for bh, bw in BUCKETS_640:
+        metric = abs(height * bw - width * bh)
+        if metric <= best_metric:
+            best, best_metric = (bh, bw), metric
+    return best[1], best[0]

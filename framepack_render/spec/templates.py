@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Mark, ShotError, display_path, suggest
+from .errors import Diagnostic, Mark, ShotError, display_path, suggest
 from .yaml_loader import Node, copy_node, load_yaml, parse_scalar, read_text
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+COMMAND_LINE = "<command line>"
 MAX_EXPANSIONS = 1000
 
 
@@ -31,6 +32,8 @@ class Expansion:
     label: str
     vars: dict[str, object] = field(default_factory=dict)
     files: tuple[Path, ...] = ()  # the shot and every template it extends
+    row: Mark | None = None  # the CSV row it came from
+    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- extends
@@ -47,6 +50,8 @@ def _load_chain(path: Path, chain: list[Path], via: Mark | None) -> Node:
     if path in chain:
         names = " -> ".join(display_path(p) for p in chain[chain.index(path):] + [path])
         raise ShotError.at(via or Mark(display_path(path)), f"extends cycle: {names}")
+    if via is not None and path.is_dir():
+        raise ShotError.at(via, f"template {display_path(path)} is a folder, not a shot file")
     if via is not None and not path.is_file():
         raise ShotError.at(via, f"template {display_path(path)} not found"
                                 + _near_file(path))
@@ -104,7 +109,9 @@ def substitute(node: Node, variables: dict[str, Node]) -> Node:
     whole = re.fullmatch(r"\$\{([^}]*)\}", text)
     if whole:  # exactly one var: keep the value's type and where it was written
         value = _lookup(whole.group(1), variables, node.mark)
-        return Node(value.value, value.mark, value.base)
+        # A value from the command line has no file: errors point where it is used.
+        mark = node.mark if value.mark.file == COMMAND_LINE else value.mark
+        return Node(value.value, mark, value.base)
     parts: list[str] = []
     base = node.base
     i = 0
@@ -239,16 +246,25 @@ def _check_var(name: str, value: Node, mark: Mark) -> None:
         raise ShotError.at(value.mark, f"var '{name}' must be text, a number or true/false")
 
 
+def split_set(item: str) -> tuple[str, str]:
+    """'name=value' from --set, or ValueError saying what is wrong."""
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or not _VAR_NAME.match(name):
+        raise ValueError(f"'{item}' is not NAME=VALUE (a var name, '=', then the value)")
+    return name, text
+
+
 def parse_sets(items: list[str]) -> dict[str, Node]:
     """--set name=value pairs as var nodes; relative paths in them resolve from the cwd."""
-    sets: dict[str, Node] = {}
     cwd = os.getcwd()
+    sets = {}
     for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not _VAR_NAME.match(name):
-            raise ShotError.at(Mark("--set"), f"'{item}' is not name=value")
-        sets[name] = Node(parse_scalar(text), Mark(f"--set {name}"), cwd)
+        try:
+            name, text = split_set(item)
+        except ValueError as exc:
+            raise ShotError.at(Mark("--set"), str(exc)) from None
+        sets[name] = Node(parse_scalar(text), Mark(COMMAND_LINE), cwd)
     return sets
 
 
@@ -259,19 +275,30 @@ def expand_csv(csv_path: Path, template: Path, sets: dict[str, Node]) -> list[Ex
     """One shot per CSV row: the template with the row's columns as vars."""
     shown = display_path(csv_path)
     text = read_text(csv_path, shown)
-    rows = _csv_rows(text, shown)
+    header_line, header_cols, rows = _csv_rows(text, shown)
     doc, files = load_with_extends(template)
     base = str(csv_path.resolve().parent)
+    known = set(_declared_vars(doc)) | set(_matrix(doc)) | referenced_vars(doc)
     expansions = []
     for line, cells in rows:
         row = {name: Node(parse_scalar(value), Mark(shown, line, col), base)
                for name, (value, col) in cells.items()}
         label = f"{shown}:{line}"
-        expansions.extend(_expand(doc, csv_path, label, sets, row, files))
+        for expansion in _expand(doc, csv_path, label, sets, row, files):
+            expansion.row = Mark(shown, line, 1)
+            expansions.append(expansion)
+    if expansions:
+        for name, col in header_cols.items():
+            if name not in known:
+                expansions[0].warnings.append(Diagnostic(
+                    Mark(shown, header_line, col), f"column '{name}' is not used by the template"
+                    f"{suggest(name, known)}", "warning"))
     return expansions
 
 
-def _csv_rows(text: str, shown: str) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+def _csv_rows(text: str, shown: str
+              ) -> tuple[int, dict[str, int], list[tuple[int, dict[str, tuple[str, int]]]]]:
+    """(header line, column of each name, rows of name -> (value, column))."""
     lines = text.splitlines()
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     if not numbered:
@@ -301,7 +328,7 @@ def _csv_rows(text: str, shown: str) -> list[tuple[int, dict[str, tuple[str, int
         rows.append((line_no, {n: (v, c) for n, v, c in zip(names, values, cols)}))
     if not rows:
         raise ShotError.at(Mark(shown, header_line, 1), "the CSV has a header but no jobs")
-    return rows
+    return header_line, dict(zip(names, header_cols)), rows
 
 
 def _split_csv_line(line: str, delimiter: str, shown: str, line_no: int

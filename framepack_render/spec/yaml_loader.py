@@ -137,13 +137,17 @@ def read_text(path: Path, shown: str) -> str:
     if len(data) > MAX_FILE_BYTES:
         raise ShotError.at(Mark(shown), f"file is {len(data) // 1024} KiB; shot files are limited "
                                         f"to {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise ShotError.at(Mark(shown, 1, 1), "file is UTF-32 text; save it as UTF-8")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ShotError.at(Mark(shown, 1, 1), "file is UTF-16 text; save it as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        # Columns count characters, as every other mark does.
+        col = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
         raise ShotError.at(Mark(shown, line, col),
                            f"file is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
                            "save it as UTF-8") from None
@@ -240,9 +244,11 @@ class _Builder:
             if key_node.tag == _MERGE_TAG:
                 merged.extend(self._merge_sources(value_node, depth))
                 continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ShotError.at(key_mark, "a list or mapping cannot be a key; keys are text")
             key = self.build(key_node, depth + 1).value
             if not isinstance(key, str):
-                raise ShotError.at(key_mark, f"key {key!r} must be text; quote it")
+                raise ShotError.at(key_mark, f"key {key_node.value!r} must be text; quote it")
             if key in values:
                 first = key_marks[key]
                 raise ShotError.at(key_mark, f"duplicate key '{key}' (first at line {first.line})")
