@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +27,9 @@ examples:
   framepack schema > shot.schema.json
 
 A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
-with yaml-language-server). Errors print as FILE:LINE:COL: message and exit with status 2.
+with yaml-language-server). Errors print as FILE:LINE:COL: message.
+
+exit status: 0 success, 1 a render failed, 2 invalid input (nothing written), 130 interrupted.
 """
 
 
@@ -81,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
           summary: str, description: str) -> argparse.ArgumentParser:
-    parser = verbs.add_parser(name, help=summary, description=description,
+    wrapped = "\n".join(textwrap.fill(line, 88) for line in description.splitlines())
+    parser = verbs.add_parser(name, help=summary, description=wrapped,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(run=run)
     return parser

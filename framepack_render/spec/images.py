@@ -29,7 +29,10 @@ def probe_image(path: Path) -> ImageInfo:
     memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
     if memo_key in _MEMO:
         return _MEMO[memo_key]
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageProblem(f"cannot read it: {exc.strerror or exc}") from None
     from PIL import Image, UnidentifiedImageError  # imported on first image: start-up stays quick
 
     try:
@@ -43,7 +46,7 @@ def probe_image(path: Path) -> ImageInfo:
         raise ImageProblem("is not an image Pillow can read (PNG, JPEG, WebP, ...)") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageProblem("is too large to be a frame (decompression-bomb limit)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types for broken files
         raise ImageProblem(f"does not decode: {exc}") from None
     _MEMO[memo_key] = info
     return info

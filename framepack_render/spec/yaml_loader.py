@@ -233,6 +233,8 @@ class _Builder:
             raise ShotError.at(mark, str(getattr(exc, "problem", exc))) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise ShotError.at(mark, f"'{node.value}' is not a finite number")
+        if isinstance(value, str) and "\x00" in value:
+            raise ShotError.at(mark, "text contains a NUL character (\\0)")
         return value
 
     def _mapping(self, node: yaml.MappingNode, mark: Mark, depth: int) -> Node:
