@@ -27,9 +27,12 @@ def describe_shot(shot: Shot, plan: Plan) -> str:
     ]
     if plan.edits:
         parts.append(f"{len(plan.edits)} edit{'s' if len(plan.edits) != 1 else ''}")
-    outputs = ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
-                        for o in shot.outputs)
-    return f"{shot.label}: {', '.join(parts)} -> {outputs}"
+    return f"{shot.label}: {', '.join(parts)} -> {_outputs_text(shot)}"
+
+
+def _outputs_text(shot: Shot) -> str:
+    return ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
+                     for o in shot.outputs)
 
 
 def print_plan(console: Console, plan: Plan) -> None:
@@ -46,10 +49,8 @@ def print_plan(console: Console, plan: Plan) -> None:
         console.print(Text(str(note), style="yellow"), soft_wrap=True)
     todo = sum(not w.cached for w in plan.windows) + sum(not e.cached for e in plan.edits)
     total = len(plan.windows) + len(plan.edits)
-    outputs = ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
-                        for o in shot.outputs)
-    console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> {outputs}",
-                  soft_wrap=True)
+    console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> "
+                  f"{_outputs_text(shot)}", soft_wrap=True)
 
 
 def _window_table(plan: Plan, width: int) -> Table:

@@ -47,6 +47,16 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
+def suggest_file(path: "os.PathLike[str] | str") -> str:
+    """' did you mean 'x'?' naming a file beside ``path`` with a similar name."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file()]
+    except OSError:
+        return ""
+    return suggest(os.path.basename(os.fspath(path)), names)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     mark: Mark

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..profiles import PROFILES
-from .errors import Mark, Report, display_path, suggest
+from .errors import Mark, Report, display_path, suggest, suggest_file
 from .images import ImageProblem, probe_image
 from .model import (IMAGE_FORMATS, VIDEO_FORMATS, Control, Edit, Experimental, FlowShift,
                     ImageInfo, ImageRef, ModelSpec, Output, Post, Sampling, Section, Shot)
@@ -163,7 +163,7 @@ class _Checker:
         try:
             info: ImageInfo | None = probe_image(path)
         except ImageProblem as problem:
-            hint = _near_file(path) if "not found" in str(problem) else ""
+            hint = suggest_file(path) if "not found" in str(problem) else ""
             self.report.error(node.mark, f"image '{text}' {problem}{hint}")
             info = None
         return ImageRef(node.mark, info=info, text=text)
@@ -549,26 +549,11 @@ class _Checker:
 
 def _edit_refs(node: Node) -> list[Node]:
     """Every {edit: NAME} image field inside an edit's mapping."""
-    refs = []
-    for key in ("image",):
-        child = node.get(key)
-        if child is not None and child.is_map:
-            refs.append(child)
     controls = node.get("controls")
-    for control in controls.value if controls is not None else []:
-        for key in ("image", "mask"):
-            child = control.get(key)
-            if child is not None and child.is_map:
-                refs.append(child)
-    return refs
-
-
-def _near_file(path: Path) -> str:
-    try:
-        names = [p.name for p in path.parent.iterdir() if p.is_file()]
-    except OSError:
-        return ""
-    return suggest(path.name, names)
+    fields = [node.get("image")] + [control.get(key) for control in
+                                    (controls.value if controls is not None else [])
+                                    for key in ("image", "mask")]
+    return [f for f in fields if f is not None and f.is_map]
 
 
 def _frames_of(raw: Any, fps: float) -> float:

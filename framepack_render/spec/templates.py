@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Diagnostic, Mark, ShotError, display_path, suggest
+from .errors import Diagnostic, Mark, ShotError, display_path, suggest, suggest_file
 from .yaml_loader import Node, copy_node, load_yaml, parse_scalar, read_text
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -54,7 +54,7 @@ def _load_chain(path: Path, chain: list[Path], via: Mark | None) -> Node:
         raise ShotError.at(via, f"template {display_path(path)} is a folder, not a shot file")
     if via is not None and not path.is_file():
         raise ShotError.at(via, f"template {display_path(path)} not found"
-                                + _near_file(path))
+                                + suggest_file(path))
     chain.append(path)
     doc = load_yaml(path)
     if not doc.is_map:
@@ -83,14 +83,6 @@ def merge(base: Node, over: Node) -> Node:
         merged.key_marks[key] = over.key_mark(key)
     merged.mark, merged.base = over.mark, over.base
     return merged
-
-
-def _near_file(path: Path) -> str:
-    try:
-        names = [p.name for p in path.parent.iterdir()]
-    except OSError:
-        return ""
-    return suggest(path.name, names)
 
 
 # ---------------------------------------------------------------- vars
