@@ -20,6 +20,8 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """\
 examples:
+  framepack render examples/quickstart/shot.yaml
+  framepack render shot.yaml --set seed=7 --json
   framepack validate examples/quickstart/shot.yaml
   framepack plan examples/quickstart/shot.yaml
   framepack plan shot.yaml --set seed=7 --json
@@ -53,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"framepack-render {__version__}")
     verbs = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    render = _verb(verbs, "render", _render, "render shots to video, reusing every cached window",
+                   "Render each shot window by window with a resident model. Every window, "
+                   "encoding and decoded segment is cached by the hash of its inputs, so an "
+                   "unchanged shot renders nothing and an edited one renders only the windows "
+                   "whose inputs changed (and those generated after them). Outputs are "
+                   "replaced whole, never left half written. Exit 1 if a render fails, 2 for "
+                   "invalid input or missing model weights.")
+    render.add_argument("shots", nargs="+", metavar="SHOT",
+                        help="shot files (or CSVs of jobs with --template)")
+    _shot_options(render)
+    render.add_argument("--cache", metavar="DIR",
+                        help="cache folder (default: $FRAMEPACK_CACHE or the user cache folder)")
+    render.add_argument("--force", action="store_true",
+                        help="ignore cached entries and render everything again")
+    render.add_argument("--json", action="store_true",
+                        help="print a JSON summary on stdout (progress goes to stderr)")
+    render.add_argument("--device", default=None, metavar="DEVICE",
+                        help="torch device (default: cuda if available, else cpu)")
 
     validate = _verb(verbs, "validate", _validate,
                      "check shot files and their images; render nothing",
@@ -178,6 +199,64 @@ def _plan(args: argparse.Namespace) -> int:
             console.print()
         print_plan(console, plan)
     return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    import time
+
+    results, failed = _load_all(args)
+    if failed:
+        return EXIT_INVALID
+    from rich.console import Console
+
+    from .cache import CacheStore
+    from .plan import build_plan
+    from .plan.keys import canonical, model_identity
+    from .progress import RichObserver
+    from .render.executor import Renderer, RenderError
+    from .render.models import ModelError, ModelPool
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    console = Console(stderr=True, highlight=False)
+    store = CacheStore(args.cache)
+    pools: dict[str, ModelPool] = {}
+    summaries = []
+    started = time.perf_counter()
+    status = EXIT_OK
+    with RichObserver(console) as observer:
+        for loaded in results:
+            _print_diagnostics(loaded.warnings)
+            for shot in loaded.shots:
+                identity = canonical(model_identity(shot.model))
+                pool = pools.setdefault(identity, ModelPool(shot.model, device=device))
+                renderer = Renderer(pool, store, force=args.force, observer=observer)
+                try:
+                    result = renderer.render(build_plan(shot))
+                except ModelError as error:
+                    print(f"{shot.model.mark}: {error}", file=sys.stderr)
+                    return EXIT_INVALID
+                except RenderError as error:
+                    print(f"error: {error}", file=sys.stderr)
+                    status = EXIT_FAILED
+                    continue
+                summaries.append(result)
+                verb = "up to date" if result.outputs_up_to_date else "wrote"
+                console.print(f"  {verb} {', '.join(result.outputs)} "
+                              f"({result.windows_rendered} sampled, {result.windows_cached} "
+                              f"cached, {result.seconds['total']:.1f} s)")
+    if args.json:
+        from dataclasses import asdict
+
+        json.dump({"shots": [asdict(s) for s in summaries],
+                   "windows_rendered": sum(s.windows_rendered for s in summaries),
+                   "windows_cached": sum(s.windows_cached for s in summaries),
+                   "outputs": [o for s in summaries for o in s.outputs],
+                   "seconds": round(time.perf_counter() - started, 3),
+                   "cache": str(store.root), "ok": status == EXIT_OK}, sys.stdout, indent=2)
+        print()
+    return status
 
 
 def _schema(args: argparse.Namespace) -> int:

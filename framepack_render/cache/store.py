@@ -39,9 +39,13 @@ class CacheStore:
         """Committed (a manifest exists). Cheap: for plans; readers call ``verify``."""
         return (self.entry_dir(kind, key) / MANIFEST).is_file()
 
-    def put(self, kind: str, key: str, files: dict[str, bytes]) -> Path:
-        """Write an entry atomically. A concurrent writer of the same key wins harmlessly."""
+    def put(self, kind: str, key: str, files: dict[str, bytes], *, replace: bool = False
+            ) -> Path:
+        """Write an entry atomically. A concurrent writer of the same key wins harmlessly;
+        ``replace`` first removes an existing entry (one that failed verification)."""
         final = self.entry_dir(kind, key)
+        if replace:
+            self.discard(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
         try:
@@ -60,15 +64,37 @@ class CacheStore:
             shutil.rmtree(staging, ignore_errors=True)
         return final
 
-    def verify(self, kind: str, key: str) -> bool:
-        """Every file present with its recorded size and hash."""
+    def read(self, kind: str, key: str, name: str) -> bytes | None:
+        """One file of an entry, checked against its manifest; None if missing or corrupt."""
         folder = self.entry_dir(kind, key)
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
-            for name, meta in manifest["files"].items():
-                data = (folder / name).read_bytes()
-                if len(data) != meta["size"] or hashlib.sha256(data).hexdigest() != meta["sha256"]:
-                    return False
+            meta = manifest["files"][name]
+            data = (folder / name).read_bytes()
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if manifest.get("key") != key or len(data) != meta["size"] or \
+                hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            return None
+        return data
+
+    def verify(self, kind: str, key: str) -> bool:
+        """Every file present with its recorded size and hash."""
+        try:
+            manifest = json.loads((self.entry_dir(kind, key) / MANIFEST).read_text())
+            names = list(manifest["files"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        return manifest.get("key") == key
+        return all(self.read(kind, key, name) is not None for name in names)
+
+    def discard(self, kind: str, key: str) -> None:
+        """Remove an entry: renamed aside first, so no reader sees it half deleted."""
+        final = self.entry_dir(kind, key)
+        if not final.exists():
+            return
+        doomed = final.with_name(f".{key[:12]}-discard-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            os.replace(final, doomed)
+        except OSError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)

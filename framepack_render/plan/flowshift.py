@@ -55,8 +55,10 @@ def window_tokens(width: int, height: int, latent_frames: int) -> int:
 
 
 def auto_mu(tokens: int) -> float:
-    """FramePack's linear mu: 0.5 at 256 tokens, 1.15 at 4096 (unclamped)."""
-    return 0.5 + (1.15 - 0.5) / (4096 - 256) * (tokens - 256)
+    """FramePack's linear mu: 0.5 at 256 tokens, 1.15 at 4096 (unclamped). Written as slope and
+    intercept in the order diffusers computes it, so both give the same bits."""
+    slope = (1.15 - 0.5) / (4096 - 256)
+    return tokens * slope + (0.5 - slope * 256)
 
 
 def resolve_shift(preset: str, detail: str, tokens: int, *, mu: float | None = None,

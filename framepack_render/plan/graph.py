@@ -122,7 +122,8 @@ def build_plan(shot: Shot) -> Plan:
             slot=slot, order=position, prefix=prefixes[index],
             uses_end_image=shot.end_image is not None and index == len(slots) - 1,
             padding=padding, layout=layout,
-            noise_seed=derive_seed(settings.seed, "window", index),
+            noise_seed=shot.seed if shot.noise == "sequential" else
+            derive_seed(settings.seed, "window", index),
             shift=_shift(settings, tokens, boost), sampling=settings, after=previous_key,
         )
         node.inputs = _window_inputs(shot, node, model, edit_keys)
@@ -161,9 +162,12 @@ def _text(slot: Slot) -> tuple[str, str | None, float]:
 
 def _shift(settings: Sampling, tokens: int, boost: float = 0.0) -> Shift:
     fs = settings.flow_shift
-    shift = resolve_shift(fs.preset, fs.detail, tokens, mu=fs.mu, sigma=fs.sigma, shift=fs.shift,
-                          boost=boost)
-    return Shift(snap(shift.mu), snap(shift.sigma))
+    return resolve_shift(fs.preset, fs.detail, tokens, mu=fs.mu, sigma=fs.sigma, shift=fs.shift,
+                         boost=boost)
+
+
+def _shift_inputs(shift: Shift) -> dict[str, float]:
+    return {"mu": snap(shift.mu), "sigma": snap(shift.sigma)}
 
 
 def _guidance_inputs(settings: Sampling, shot: Shot) -> dict[str, Any]:
@@ -194,7 +198,8 @@ def _window_inputs(shot: Shot, node: WindowNode, model: dict[str, Any],
         "blend": None if slot.blend_from is None else {
             "from": slot.blend_from, "alpha": snap(slot.blend_alpha)},
         "noise_seed": node.noise_seed,
-        "shift": {"mu": node.shift.mu, "sigma": node.shift.sigma},
+        "noise": None if shot.noise == "per-window" else {"sequential": node.order},
+        "shift": _shift_inputs(node.shift),
         "teacache": node.sampling.teacache,
         "prefix": image_identity(node.prefix, edit_keys),
         "end_image": None,
@@ -251,7 +256,7 @@ def _edit_nodes(shot: Shot) -> list[EditNode]:
                 "mask": image_identity(c.mask, keys) if c.mask is not None else None,
             } for c in edit.controls],
             "noise_seed": node.noise_seed,
-            "shift": {"mu": node.shift.mu, "sigma": node.shift.sigma},
+            "shift": _shift_inputs(node.shift),
             **_guidance_inputs(edit.sampling, shot),
         }
         node.key = content_key("edit", node.inputs)

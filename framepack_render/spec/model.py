@@ -157,6 +157,8 @@ class Shot:
     window: int
     sampling: str  # inverted | forward | endpoints-first
     sampler: str  # unipc | euler
+    noise: str  # per-window | sequential
+    seed: int  # the shot's own seed (sequential noise draws from it)
     image: ImageRef
     end_image: ImageRef | None
     end_image_strength: float

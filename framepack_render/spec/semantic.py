@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "negative_prompt": "",
     "window": 9,
     "sampler": "unipc",
+    "noise": "per-window",
     "flow_shift": "balanced",
     "teacache": False,
     "end_image_strength": 1.0,
@@ -119,6 +120,8 @@ class _Checker:
             window=window,
             sampling=sampling,
             sampler=self.setting("sampler"),
+            noise=self.setting("noise"),
+            seed=int(self.setting("seed")),
             image=image,
             end_image=end_image,
             end_image_strength=float(self.setting("end_image_strength")),
@@ -510,6 +513,12 @@ class _Checker:
         if end_image is None and self.doc.get("end_image_strength") is not None:
             self.report.warn(self.mark("end_image_strength"),
                              "end_image_strength has no effect without end_image")
+        if self.value("noise") == "sequential":
+            for index, section in enumerate(self.doc.get("sections").value
+                                            if self.doc.get("sections") is not None else []):
+                if section.get("seed") is not None:
+                    self.report.warn(section.get("seed").mark, "sequential noise draws every "
+                                     "window from the shot's seed; this section seed is ignored")
         trained = PROFILES[model.profile].sampling
         if model.profile != "tiny" and self.value("sampling") is not None and (
                 (trained == "forward") != (sampling == "forward")):

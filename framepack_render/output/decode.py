@@ -1,0 +1,114 @@
+"""Streaming decode: latents to frames, chunk by chunk, in time order.
+
+The latent sequence is [start, window 0, ..., window N-1]. The video is decoded in overlapping
+chunks (the same slices FramePack and diffusers' pipeline decode), and consecutive chunks are
+blended over 4W - 3 frames, the earlier chunk's weight falling linearly from 1 to 0. So the
+frames match the pipeline's, but only one or two chunks are ever in memory.
+
+Each *segment* (the blended seam plus the chunk's own frames up to its next seam) is final
+once its two chunks are decoded; segments are cached by the keys of those chunks, so a
+re-render decodes only around the windows that changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int  # latent index range [start, stop) in [start latent, windows...]
+    stop: int
+
+    @property
+    def frames(self) -> int:
+        return 4 * (self.stop - self.start) - 3
+
+
+def overlap_frames(window: int) -> int:
+    return 4 * window - 3
+
+
+def chunks(count: int, window: int, sampling: str) -> list[Chunk]:
+    """The decode slices in time order for ``count`` windows of ``window`` latents."""
+    def span(first_window: int, windows: int) -> Chunk:
+        return Chunk(1 + first_window * window, 1 + (first_window + windows) * window)
+
+    if count == 1:
+        return [Chunk(0, 1 + window)]
+    if sampling == "forward":  # decoded as generated: each new window with the one before it
+        return [Chunk(0, 1 + window)] + [span(k - 1, 2) for k in range(1, count)]
+    # Inverted orders: the start latent with the first two windows, then pairs, then the last.
+    return [Chunk(0, 1 + 2 * window)] + [span(j, 2) for j in range(1, count - 1)] + \
+        [span(count - 1, 1)]
+
+
+def segment_bounds(chunk_list: list[Chunk], window: int) -> list[tuple[int, int]]:
+    """For each chunk, the frame range [a, b) of its own frames that its segment emits."""
+    overlap = overlap_frames(window)
+    bounds = []
+    for i, chunk in enumerate(chunk_list):
+        first = overlap if i > 0 else 0
+        last = chunk.frames - overlap if i < len(chunk_list) - 1 else chunk.frames
+        bounds.append((first, last))
+    return bounds
+
+
+@torch.no_grad()
+def decode_latents(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """(1, 16, n, h, w) scaled latents -> (4n - 3, 3, H, W) float frames in [-1, 1] (unclamped)."""
+    scaled = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
+    video = vae.decode(scaled, return_dict=False)[0]
+    return video[0].permute(1, 0, 2, 3).float().cpu()
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) uint8, rounding as diffusers' postprocessing."""
+    scaled = ((frames * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def blend(earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
+    """Linear cross-fade over the overlap: the earlier chunk's weight falls from 1 to 0."""
+    weights = torch.linspace(1, 0, earlier.shape[0], dtype=earlier.dtype).view(-1, 1, 1, 1)
+    return weights * earlier + (1 - weights) * later
+
+
+def stream_segments(chunk_list: list[Chunk], window: int,
+                    decode: Callable[[Chunk], torch.Tensor],
+                    stored: Callable[[int], bool],
+                    load: Callable[[int], np.ndarray | None],
+                    ) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """Yield (segment index, uint8 frames, came from the cache) in time order.
+
+    ``stored(i)`` says whether segment i is cached and ``load(i)`` reads it (None if it turns
+    out corrupt). A chunk is decoded only when its own segment or the next one is missing, and
+    at most two decoded chunks are held at once.
+    """
+    overlap = overlap_frames(window)
+    bounds = segment_bounds(chunk_list, window)
+    present = [stored(i) for i in range(len(chunk_list))]
+    previous_tail: torch.Tensor | None = None
+    for i, chunk in enumerate(chunk_list):
+        frames = None
+        if not present[i] or (i + 1 < len(chunk_list) and not present[i + 1]):
+            frames = decode(chunk)
+        segment = load(i) if present[i] else None
+        if segment is not None:
+            yield i, segment, True
+        else:
+            if frames is None:
+                frames = decode(chunk)
+            if i > 0 and previous_tail is None:  # the chunk before was not decoded
+                previous_tail = decode(chunk_list[i - 1])[-overlap:]
+            first, last = bounds[i]
+            body = frames[first:last]
+            if i > 0:
+                assert previous_tail is not None
+                body = torch.cat([blend(previous_tail, frames[:overlap]), body])
+            yield i, to_uint8(body), False
+        previous_tail = frames[-overlap:] if frames is not None else None

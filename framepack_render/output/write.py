@@ -1,0 +1,134 @@
+"""Write a shot's outputs: every video format at once from one pass over the segments.
+
+Each output goes to a temporary file renamed into place, with the shot's prompts, seeds, model
+and cache keys in the container's metadata and a sidecar JSON. An output whose sidecar records
+the same segments and settings is already up to date and is not written again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..plan import Plan
+from ..plan.keys import content_key
+from .encode import open_sink, sidecar_path, write_sidecar
+from .post import Processor, pingpong
+
+Segments = Iterator[tuple[str, np.ndarray]]
+
+
+class OutputWriter:
+    def __init__(self, plan: Plan, segment_keys: list[str]):
+        self.plan = plan
+        self.shot = plan.shot
+        self.segment_keys = segment_keys
+
+    def fingerprint(self, fmt: str) -> str:
+        post = self.shot.post
+        return content_key("output", {
+            "segments": self.segment_keys, "format": fmt, "fps": self.shot.fps,
+            "post": [post.color_match, post.loop, post.interpolate, post.crf],
+            "windows": [w.key for w in self.plan.windows], "version": __version__})
+
+    def record(self, fmt: str) -> dict:
+        shot = self.shot
+        return {
+            "framepack_render": __version__,
+            "shot": str(shot.source),
+            "label": shot.label,
+            "model": shot.model.profile,
+            "size": list(shot.size),
+            "fps": shot.fps * shot.post.interpolate,
+            "frames": self.plan.total_frames,
+            "sampling": shot.sampling,
+            "sampler": shot.sampler,
+            "noise": shot.noise,
+            "seed": shot.seed,
+            "vars": {k: v for k, v in shot.vars.items()},
+            "sections": [{"prompt": s.prompt, "seed": s.sampling.seed, "steps": s.sampling.steps,
+                          "guidance": s.sampling.guidance, "cfg": s.sampling.cfg}
+                         for s in shot.sections],
+            "windows": [w.key for w in self.plan.windows],
+            "segments": self.segment_keys,
+            "fingerprint": self.fingerprint(fmt),
+        }
+
+    def up_to_date(self) -> bool:
+        for output in self.shot.outputs:
+            sidecar = sidecar_path(output.path, output.format)
+            try:
+                recorded = json.loads(sidecar.read_text())
+            except (OSError, ValueError):
+                return False
+            if recorded.get("fingerprint") != self.fingerprint(output.format) or \
+                    not output.path.exists():
+                return False
+        return True
+
+    def write(self, segments: Segments, reload: Callable[[str], np.ndarray],
+              latents: Callable[[], torch.Tensor]) -> list[Path]:
+        shot = self.shot
+        width, height = shot.size
+        fps = shot.fps * shot.post.interpolate
+        videos = [o for o in shot.outputs if o.format != "safetensors"]
+        sinks = [open_sink(o.path, o.format, width=width, height=height, fps=fps,
+                           crf=shot.post.crf, metadata=self._metadata(o.format))
+                 for o in videos]
+        try:
+            processor = Processor(shot.post)
+            for frames in self._frames(segments, reload):
+                frames = processor(frames)
+                for sink in sinks:
+                    sink.write(frames)
+            written = [sink.close() for sink in sinks]
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        for output in videos:
+            write_sidecar(sidecar_path(output.path, output.format), self.record(output.format))
+        for output in shot.outputs:
+            if output.format == "safetensors":
+                written.append(self._write_latents(output.path, latents()))
+                write_sidecar(sidecar_path(output.path, output.format),
+                              self.record(output.format))
+        return written
+
+    def _frames(self, segments: Segments, reload: Callable[[str], np.ndarray]
+                ) -> Iterator[np.ndarray]:
+        forward = (frames for _, frames in segments)
+        if self.shot.post.loop != "pingpong":
+            yield from forward
+            return
+        backward = (reload(key)[::-1] for key in reversed(self.segment_keys))
+        yield from pingpong(forward, backward)
+
+    def _metadata(self, fmt: str) -> dict[str, str]:
+        record = self.record(fmt)
+        summary = {k: record[k] for k in ("framepack_render", "model", "seed", "sections",
+                                          "windows")}
+        return {"title": self.shot.label, "comment": json.dumps(summary, separators=(",", ":"))}
+
+    def _write_latents(self, path: Path, latents: torch.Tensor) -> Path:
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {k: json.dumps(v) if not isinstance(v, str) else v
+                for k, v in self.record("safetensors").items()}
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        os.close(handle)
+        try:
+            save_file({"latents": latents.contiguous()}, temporary, metadata=meta)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        return path

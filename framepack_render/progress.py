@@ -1,0 +1,65 @@
+"""Rich progress for renders: a bar over windows, a bar over steps, a line per finished window."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from .plan import Plan, WindowNode
+from .render.executor import Observer
+
+
+class RichObserver(Observer):
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("eta"), TimeRemainingColumn(), console=console,
+                                 transient=True)
+        self.windows = None
+        self.steps = None
+        self.plan: Plan | None = None
+
+    def __enter__(self) -> "RichObserver":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def shot_started(self, plan: Plan, to_sample: int) -> None:
+        self.plan = plan
+        for task in list(self.progress.task_ids):
+            self.progress.remove_task(task)
+        self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
+                           f"{to_sample} to sample, {len(plan.windows) - to_sample} cached")
+        self.windows = self.progress.add_task("windows", total=max(to_sample, 1) if to_sample
+                                              else 1, completed=0 if to_sample else 1)
+        self.steps = None
+
+    def window_started(self, node: WindowNode, steps: int) -> None:
+        if self.steps is not None:
+            self.progress.remove_task(self.steps)
+        self.steps = self.progress.add_task(f"  window {node.index + 1} steps", total=steps)
+
+    def step(self, node: WindowNode, index: int) -> None:
+        if self.steps is not None:
+            self.progress.update(self.steps, completed=index + 1)
+
+    def window_done(self, node: WindowNode, cached: bool, seconds: float) -> None:
+        assert self.plan is not None
+        per = 4 * self.plan.shot.window / self.plan.shot.fps
+        span = f"{node.index * per:.2f}-{(node.index + 1) * per:.2f} s"
+        if cached:
+            return
+        self.console.print(f"  window {node.index + 1}/{len(self.plan.windows)} ({span}) "
+                           f"sampled in {seconds:.1f} s")
+        if self.windows is not None:
+            self.progress.advance(self.windows)
+
+    def phase(self, name: str) -> None:
+        if self.steps is not None:
+            self.progress.remove_task(self.steps)
+            self.steps = None
+        self.console.print(f"  {name}…")

@@ -1,0 +1,134 @@
+"""Text and image conditioning: what a window is conditioned on, encoded once and cached.
+
+Prompts go through the Llama encoder (hidden_states[-3], template cropped off) and CLIP-L's
+pooled output; images are resized and centre-cropped to the shot's size, VAE-encoded (the clean
+latent) and SigLIP-encoded. Each step reproduces HunyuanVideoFramepackPipeline's operations so
+that the same components give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..plan.keys import content_key
+from .tensors import TensorCache
+
+
+@dataclass
+class TextEmbeds:
+    hidden: torch.Tensor  # (1, L, D)
+    mask: torch.Tensor  # (1, L)
+    pooled: torch.Tensor  # (1, P)
+
+    @staticmethod
+    def lerp(a: "TextEmbeds", b: "TextEmbeds", weight: float) -> "TextEmbeds":
+        """``weight`` of ``b`` blended into ``a``; the mask covers the tokens of either."""
+        return TextEmbeds(torch.lerp(a.hidden, b.hidden, weight), torch.maximum(a.mask, b.mask),
+                          torch.lerp(a.pooled, b.pooled, weight))
+
+
+@dataclass
+class ImageEmbeds:
+    latent: torch.Tensor  # (1, 16, 1, h, w) float32, scaled by the VAE's scaling factor
+    siglip: torch.Tensor  # (1, N, D)
+
+
+def load_pixels(path: Path, width: int, height: int) -> torch.Tensor:
+    """(1, 3, H, W) in [-1, 1]: resized to cover the frame, centre-cropped (FramePack's rule)."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.size != (width, height):
+            scale = max(width / image.width, height / image.height)
+            resized = (round(image.width * scale), round(image.height * scale))
+            image = image.resize(resized, Image.LANCZOS)
+            left, top = (resized[0] - width) // 2, (resized[1] - height) // 2
+            image = image.crop((left, top, left + width, top + height))
+        array = np.array(image).astype(np.float32) / 255.0
+    pixels = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    return 2.0 * pixels - 1.0
+
+
+class Conditioner:
+    """Encodes prompts and images through a model pool, caching every result."""
+
+    def __init__(self, pool: Any, cache: TensorCache, model_identity: dict[str, Any]):
+        self.pool = pool
+        self.cache = cache
+        self.model = model_identity
+        self._texts: dict[str, TextEmbeds] = {}
+
+    # ------------------------------------------------------------ text
+
+    def text(self, prompt: str) -> TextEmbeds:
+        if prompt in self._texts:
+            return self._texts[prompt]
+        template = self.pool.prompt_template
+        key = content_key("prompt", {"model": self.model, "prompt": prompt,
+                                     "template": template})
+        tensors = self.cache.load("prompt", key)
+        if tensors is None:
+            tensors = self._encode_text(prompt, template)
+            self.cache.save("prompt", key, tensors)
+        embeds = TextEmbeds(tensors["hidden"], tensors["mask"], tensors["pooled"])
+        self._texts[prompt] = embeds
+        return embeds
+
+    @torch.no_grad()
+    def _encode_text(self, prompt: str, template: dict[str, Any]) -> dict[str, torch.Tensor]:
+        tokenizer, encoder = self.pool.tokenizer, self.pool.text_encoder
+        crop = int(template["crop_start"])
+        tokens = tokenizer([template["template"].format(prompt)], max_length=256 + crop,
+                           padding="max_length", truncation=True, return_tensors="pt",
+                           return_attention_mask=True)
+        device = encoder.device
+        mask = tokens.attention_mask.to(device)
+        hidden = encoder(input_ids=tokens.input_ids.to(device), attention_mask=mask,
+                         output_hidden_states=True).hidden_states[-3].to(encoder.dtype)
+        clip_tokens = self.pool.tokenizer_2([prompt], padding="max_length", max_length=77,
+                                            truncation=True, return_tensors="pt")
+        clip = self.pool.text_encoder_2
+        pooled = clip(clip_tokens.input_ids.to(clip.device),
+                      output_hidden_states=False).pooler_output
+        return {"hidden": hidden[:, crop:].cpu().contiguous(),
+                "mask": mask[:, crop:].cpu().contiguous(), "pooled": pooled.cpu().contiguous()}
+
+    # ------------------------------------------------------------ images
+
+    def image(self, identity: dict[str, Any], path: Path, size: tuple[int, int],
+              generator: torch.Generator | None = None, draw: int | None = None) -> ImageEmbeds:
+        """An image's clean latent and SigLIP embedding. With ``generator`` the latent is
+        sampled from the VAE's distribution (``draw`` names which draw, for the key); without,
+        it is the distribution's mode, so the encoding is a pure function of the image."""
+        key = self.image_key(identity, size, draw)
+        tensors = self.cache.load("image", key)
+        if tensors is None:
+            tensors = self._encode_image(load_pixels(path, *size), generator)
+            self.cache.save("image", key, tensors)
+        elif generator is not None:  # keep the shared generator where the pipeline has it
+            torch.randn(tensors["latent"].shape, generator=generator, dtype=torch.float32)
+        return ImageEmbeds(tensors["latent"], tensors["siglip"])
+
+    def image_key(self, identity: dict[str, Any], size: tuple[int, int], draw: int | None
+                  ) -> str:
+        return content_key("image", {"model": self.model, "image": identity, "size": list(size),
+                                     "draw": draw})
+
+    @torch.no_grad()
+    def _encode_image(self, pixels: torch.Tensor, generator: torch.Generator | None
+                      ) -> dict[str, torch.Tensor]:
+        vae = self.pool.vae
+        distribution = vae.encode(pixels.unsqueeze(2).to(vae.device, vae.dtype)).latent_dist
+        latent = distribution.sample(generator=generator) if generator is not None \
+            else distribution.mode()
+        latent = (latent * vae.config.scaling_factor).float()
+        encoder, processor = self.pool.image_encoder, self.pool.feature_extractor
+        features = processor(images=(pixels + 1) / 2.0, return_tensors="pt", do_rescale=False)
+        features = features.to(device=encoder.device, dtype=encoder.dtype)
+        siglip = encoder(**features).last_hidden_state
+        return {"latent": latent.cpu().contiguous(), "siglip": siglip.cpu().contiguous()}

@@ -1,0 +1,667 @@
+"""Model components, where their weights are found, and a lazy pool that loads them.
+
+Each component of a profile is looked up, in order, in:
+
+1. the shot's ``model:`` mapping (``ModelSpec.paths``): the component's own key, then
+   ``path/<component>`` (a folder in diffusers' pipeline layout);
+2. the user's models file, YAML mapping a profile name to the same keys: ``$FRAMEPACK_MODELS``,
+   else ``models.yaml`` in the platform's user config folder (``~/.config/framepack-render``);
+   relative paths there are relative to the file;
+3. the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+   ``~/.cache/huggingface/hub``), for the repositories named in ``HUB_SOURCES``.
+
+A component's own key is authoritative: when it names something that is not there, that is the
+error (no quiet fall-back to another copy). A ``path`` folder lacking a component falls through.
+
+Nothing is ever downloaded: the Hub cache is only read (with or without ``HF_HUB_OFFLINE``) and
+every ``from_pretrained`` gets a local folder and ``local_files_only=True``. Only safetensors are
+loaded; pickled weights (``.bin``, ``.pt``, ``.ckpt``...) are refused, never unpickled.
+
+Dtypes: the transformer is bfloat16 everywhere (its checkpoint dtype; 26 GB). The text encoders,
+SigLIP and the VAE are float16 on CUDA and float32 elsewhere (CPU half precision is slow and some
+ops lack it). The ``tiny`` profile is float32 throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..profiles import PROFILES
+from ..spec.errors import Mark, suggest
+from ..spec.model import ModelSpec
+
+COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
+              "image_encoder", "feature_extractor", "vae")
+POOL_ITEMS = COMPONENTS + ("prompt_template",)
+MODEL_KEYS = ("path",) + COMPONENTS  # keys of a shot's model: mapping and of the models file
+
+HUNYUAN_REPO = "hunyuanvideo-community/HunyuanVideo"
+REDUX_REPO = "lllyasviel/flux_redux_bfl"
+TRANSFORMER_REPOS = {
+    "framepack": "lllyasviel/FramePackI2V_HY",
+    "framepack-f1": "lllyasviel/FramePack_F1_I2V_HY_20250503",
+}
+MODELS_ENV = "FRAMEPACK_MODELS"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+# The FramePack transformer's config (the diffusers class defaults plus the three FramePack
+# flags), used to build the model for a single-file checkpoint, which carries no config.
+FRAMEPACK_TRANSFORMER_CONFIG: dict[str, Any] = dict(
+    in_channels=16, out_channels=16, num_attention_heads=24, attention_head_dim=128,
+    num_layers=20, num_single_layers=40, num_refiner_layers=2, mlp_ratio=4.0, patch_size=2,
+    patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True, text_embed_dim=4096,
+    pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
+    image_condition_type=None, has_image_proj=True, image_proj_dim=1152, has_clean_x_embedder=True,
+)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ModelError(Exception):
+    """A model could not be loaded. ``str()`` is one line, meant for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class MissingWeights(ModelError):
+    """A component's weights are not where they are looked for; the message says how to fix it."""
+
+
+class UnsafeWeights(MissingWeights):
+    """Only pickled weights were found: they are refused (unpickling runs arbitrary code)."""
+
+
+class ModelsFileError(ModelError):
+    """The models file cannot be read or has a mistake."""
+
+
+# --- components ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Components:
+    """Everything a render needs, loaded. ``prompt_template`` is {"template", "crop_start"}."""
+
+    transformer: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    text_encoder_2: Any
+    tokenizer_2: Any
+    image_encoder: Any
+    feature_extractor: Any
+    prompt_template: dict[str, Any]
+    transformer_dtype: torch.dtype = torch.bfloat16
+    encoder_dtype: torch.dtype = torch.float16  # text encoders and SigLIP
+    vae_dtype: torch.dtype = torch.float16
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo: str
+    subfolder: str | None  # None: the repository root
+
+    def describe(self) -> str:
+        return f"{self.repo} subfolder {self.subfolder}" if self.subfolder else self.repo
+
+    def command(self) -> str:
+        include = f" --include '{self.subfolder}/*'" if self.subfolder else ""
+        return f"hf download {self.repo}{include}"
+
+
+def hub_source(profile: str, component: str) -> HubSource:
+    if component == "transformer":
+        return HubSource(TRANSFORMER_REPOS[profile], None)
+    if component in ("image_encoder", "feature_extractor"):
+        return HubSource(REDUX_REPO, component)
+    return HubSource(HUNYUAN_REPO, component)
+
+
+# What a component folder must hold: "diffusers" / "transformers" models (config and safetensors
+# weights), a tokenizer, or an image processor.
+KINDS = {
+    "transformer": "diffusers", "vae": "diffusers",
+    "text_encoder": "transformers", "text_encoder_2": "transformers", "image_encoder": "transformers",
+    "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "feature_extractor": "processor",
+}
+WEIGHT_NAMES = {"diffusers": "diffusion_pytorch_model", "transformers": "model"}
+MARKERS = {"diffusers": "config.json", "transformers": "config.json",
+           "tokenizer": "tokenizer_config.json", "processor": "preprocessor_config.json"}
+
+
+def _noun(component: str) -> str:
+    return "files" if KINDS[component] in ("tokenizer", "processor") else "weights"
+
+
+# --- the models file ----------------------------------------------------------------------------
+
+
+def default_models_file() -> Path:
+    """``$FRAMEPACK_MODELS``, else ``models.yaml`` in the platform's user config folder."""
+    if os.environ.get(MODELS_ENV):
+        return Path(os.environ[MODELS_ENV]).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("framepack-render", appauthor=False)) / "models.yaml"
+
+
+def _home_path(path: Path | str) -> str:
+    """A path with the home folder written as ``~``, for messages."""
+    text = str(path)
+    home = str(Path.home())
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home):]
+    return text
+
+
+def read_models_file(path: Path) -> dict[str, dict[str, str]]:
+    """{profile: {key: absolute path}}; {} when the file does not exist."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ModelsFileError(f"{_home_path(path)}: cannot read the models file: {exc.strerror or exc}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        pos = f":{where.line + 1}:{where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ModelsFileError(f"{_home_path(path)}{pos}: {problem}")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ModelsFileError(f"{_home_path(path)}: expected a mapping of profile names "
+                              f"({', '.join(TRANSFORMER_REPOS)}) to component paths")
+    base = path.parent
+    result: dict[str, dict[str, str]] = {}
+    for profile, entry in data.items():
+        profile = str(profile)
+        if profile not in TRANSFORMER_REPOS:
+            raise ModelsFileError(f"{_home_path(path)}: unknown profile '{profile}'"
+                                  f"{suggest(profile, TRANSFORMER_REPOS)}")
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ModelsFileError(f"{_home_path(path)}: {profile}: expected a mapping of "
+                                  f"components ({', '.join(MODEL_KEYS)}) to paths")
+        paths = {}
+        for key, value in entry.items():
+            key = str(key)
+            if key not in MODEL_KEYS:
+                raise ModelsFileError(f"{_home_path(path)}: {profile}: unknown key '{key}'"
+                                      f"{suggest(key, MODEL_KEYS)}")
+            if not isinstance(value, str) or not value.strip():
+                raise ModelsFileError(f"{_home_path(path)}: {profile}.{key}: expected a path")
+            local = Path(os.path.expandvars(value.strip())).expanduser()
+            paths[key] = str(local if local.is_absolute() else (base / local).resolve())
+        result[profile] = paths
+    return result
+
+
+# --- finding weights ----------------------------------------------------------------------------
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (not at import)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.path.expandvars(os.environ[var])).expanduser()
+    if os.environ.get("HF_HOME"):
+        home = Path(os.path.expandvars(os.environ["HF_HOME"])).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        home = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface"
+    return home / "hub"
+
+
+def _pickles(folder: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    except OSError:
+        return []
+
+
+def check_folder(folder: Path, kind: str) -> tuple[str, str]:
+    """("ok" | "missing" | "pickle", detail) for a component folder. Checks files only."""
+    if not folder.is_dir():
+        return "missing", f"{_home_path(folder)} does not exist"
+    marker = MARKERS[kind]
+    if kind == "tokenizer":
+        if not (folder / "tokenizer.json").is_file() and not (folder / marker).is_file():
+            return "missing", f"no tokenizer.json in {_home_path(folder)}"
+        return "ok", ""
+    if not (folder / marker).is_file():
+        return "missing", f"no {marker} in {_home_path(folder)}"
+    if kind == "processor":
+        return "ok", ""
+    name = WEIGHT_NAMES[kind]
+    if (folder / f"{name}.safetensors").is_file():
+        return "ok", ""
+    index = folder / f"{name}.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "missing", f"{_home_path(index)} is not a valid index"
+        absent = [s for s in shards if not (folder / s).is_file()]
+        if absent:
+            return "missing", (f"{len(absent)} of {len(shards)} weight files missing in "
+                               f"{_home_path(folder)} (first: {absent[0]})")
+        return "ok", ""
+    pickles = _pickles(folder)
+    if pickles:
+        return "pickle", f"{_home_path(folder)} holds only pickled weights ({pickles[0]})"
+    return "missing", f"no {name}.safetensors in {_home_path(folder)}"
+
+
+def check_path(path: Path, component: str) -> tuple[str, str]:
+    """A user-given location: a folder, or for the transformer a single .safetensors file."""
+    if path.suffix.lower() in PICKLE_SUFFIXES and not path.is_dir():
+        return "pickle", f"{_home_path(path)} is a pickle file"
+    if component == "transformer" and path.suffix.lower() == ".safetensors":
+        if path.is_file():
+            return "ok", ""
+        return "missing", f"{_home_path(path)} does not exist"
+    if path.is_file():
+        expected = "a folder or a .safetensors file" if component == "transformer" else "a folder"
+        return "missing", f"{_home_path(path)} is a file; expected {expected}"
+    return check_folder(path, KINDS[component])
+
+
+def _hub_folder(source: HubSource, kind: str) -> Path | None:
+    """The component's folder in the newest cached snapshot of its repository, if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = hub_cache_dir()
+    marker = MARKERS[kind]
+    relative = f"{source.subfolder}/{marker}" if source.subfolder else marker
+    found = try_to_load_from_cache(source.repo, relative, cache_dir=str(cache))
+    if isinstance(found, str):
+        return Path(found).parent
+    # A snapshot without refs/main (downloaded at a pinned revision): take the newest one.
+    snapshots = cache / ("models--" + source.repo.replace("/", "--")) / "snapshots"
+    try:
+        candidates = [p for p in snapshots.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for snapshot in candidates:
+        folder = snapshot / source.subfolder if source.subfolder else snapshot
+        if (folder / marker).exists():
+            return folder
+    return None
+
+
+TRANSFORMER_CLASS_NAMES = ("HunyuanVideoFramepackTransformer3DModel",
+                           "HunyuanVideoTransformer3DModelPacked")
+
+
+def _is_transformer(folder: Path) -> bool:
+    """Does ``folder`` hold a FramePack transformer's config.json (as its repository root does)?"""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("_class_name") in TRANSFORMER_CLASS_NAMES
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a component was found (``path``) or why not (``error``); ``origin`` says which."""
+
+    component: str
+    path: Path | None
+    origin: str
+    error: ModelError | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None and self.error is None
+
+
+def locate(profile: str, component: str, paths: dict[str, str] | None = None,
+           models_file: Path | None = None, mark: Mark | None = None) -> Location:
+    """Find one component of a real profile. Checks file existence only; loads nothing.
+
+    ``paths`` is the shot's model mapping, ``mark`` where the shot wrote it (for messages).
+    """
+    if profile not in TRANSFORMER_REPOS:
+        raise ValueError(f"profile {profile!r} has no weights to find")
+    paths = dict(paths or {})
+    models_file = Path(models_file) if models_file is not None else default_models_file()
+    noun = _noun(component)
+    source = hub_source(profile, component)
+    settings = f"set {component}: under {profile}: in {_home_path(models_file)}"
+
+    def at(path: Path, origin: str, where: str) -> Location:
+        state, detail = check_path(path, component)
+        if state == "ok":
+            return Location(component, path, origin)
+        if state == "pickle":
+            return Location(component, None, f"refused: {detail}", UnsafeWeights(
+                f"{profile}: refusing to load {component} {noun}: {detail}; only .safetensors "
+                f"are loaded (pickles can run code): download {source.describe()} "
+                f"({source.command()}) or convert them, and fix {where}"))
+        return Location(component, None, f"missing: {detail}", MissingWeights(
+            f"{profile}: {component} {noun} not found: {detail} (set by {where}); fix that "
+            f"path, or download {source.describe()} ({source.command()})"))
+
+    # 1 and 2: the shot, then the models file. A component's own key decides; a `path` folder
+    # that lacks the component (or holds an incomplete copy) falls through to the next source.
+    file_paths = read_models_file(models_file).get(profile, {})
+    for origin, mapping in (("the shot's model: mapping", paths),
+                            (_home_path(models_file), file_paths)):
+        if component in mapping:
+            where = (f"{component}: in the shot's model: mapping" + (f" at {mark}" if mark else "")
+                     if mapping is paths else f"{component}: under {profile}: in {origin}")
+            return at(Path(mapping[component]), origin, where)
+        if "path" in mapping:
+            base = Path(mapping["path"])
+            candidate = base / component
+            if component == "transformer" and not candidate.exists() and _is_transformer(base):
+                candidate = base  # `path` is the transformer's own folder (a repo snapshot)
+            if candidate.exists():
+                location = at(candidate, origin, f"path: in {origin}")
+                if location.found or isinstance(location.error, UnsafeWeights):
+                    return location
+
+    # 3: the Hugging Face cache.
+    kind = KINDS[component]
+    folder = _hub_folder(source, kind)
+    detail = f"not found in the Hugging Face cache ({_home_path(hub_cache_dir())})"
+    if folder is not None:
+        state, why = check_folder(folder, kind)
+        if state == "ok":
+            return Location(component, folder, f"Hugging Face cache ({source.describe()})")
+        if state == "pickle":
+            return Location(component, None, f"refused: {why}", UnsafeWeights(
+                f"{profile}: refusing to load {component} {noun}: {why}; only .safetensors are "
+                f"loaded: download {source.describe()} ({source.command()}) or {settings}"))
+        detail = f"incomplete in the Hugging Face cache: {why}"
+    short = f"missing: {source.describe()} ({source.command()})"
+    if folder is not None:
+        short = f"incomplete: {detail.split(': ', 1)[1]}; {source.command()}"
+    return Location(component, None, short, MissingWeights(
+        f"{profile}: {component} {noun} {detail}; download {source.describe()} "
+        f"({source.command()}), or {settings} or in the shot's model: mapping"))
+
+
+def availability(profile: str, paths: dict[str, str] | None = None, *,
+                 models_file: Path | None = None) -> list[tuple[str, bool, str]]:
+    """(component, available, where found or what is missing) for each component.
+
+    Only checks that files exist; nothing is loaded, so it is fast. For ``tiny`` everything is
+    built in code and always available.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown model profile {profile!r}{suggest(profile, PROFILES)}")
+    if profile == "tiny":
+        return [(name, True, "built in code (tiny random weights)") for name in COMPONENTS]
+    rows = []
+    for name in COMPONENTS:
+        location = locate(profile, name, paths, models_file)  # a broken models file raises
+        rows.append((name, location.found,
+                     _home_path(location.path) + f" ({location.origin})" if location.found
+                     else location.origin))
+    return rows
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeWeights(f"refusing to load {_home_path(path)}: pickled weights can run code; "
+                            f"only .safetensors files are loaded")
+
+
+def _load_state_dict(files: list[Path], dtype: torch.dtype | None,
+                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        _refuse_pickle(file)
+        if file.suffix.lower() != ".safetensors":
+            raise UnsafeWeights(f"refusing to load {_home_path(file)}: not a .safetensors file")
+        for key, tensor in load_file(str(file), device=str(device)).items():
+            if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+                tensor = tensor.to(dtype)  # also turns fp8 checkpoints into the compute dtype
+            state[key] = tensor
+    return state
+
+
+def _load_meta(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+    """Load a full state dict into a model built on the meta device (strict, assigning)."""
+    expected = set(model.state_dict().keys())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} keys missing (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
+        raise ModelError(f"{what} does not match the FramePack transformer: {', '.join(parts)}")
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ModelError(f"{what}: {len(left)} tensors were not loaded (first: {left[0]})")
+    return model.eval().requires_grad_(False)
+
+
+def load_transformer_file(path: str | os.PathLike[str], config: dict[str, Any] | None = None,
+                          dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"):
+    """A transformer from a single .safetensors file (e.g. Kijai's), loaded straight to ``device``.
+
+    diffusers' ``from_single_file`` does not support this class, so the model is built from
+    ``config`` (FramePack's by default) on the meta device and the file is loaded with
+    ``load_state_dict(strict=True, assign=True)``; floating tensors are cast to ``dtype`` first.
+    """
+    from diffusers import HunyuanVideoFramepackTransformer3DModel as Transformer
+
+    path = Path(path)
+    _refuse_pickle(path)
+    if path.suffix.lower() != ".safetensors":
+        raise UnsafeWeights(f"refusing to load {_home_path(path)}: not a .safetensors file")
+    if not path.is_file():
+        raise MissingWeights(f"transformer weights not found: {_home_path(path)} does not exist")
+    with torch.device("meta"):
+        model = Transformer(**(config if config is not None else FRAMEPACK_TRANSFORMER_CONFIG))
+    return _load_meta(model, _load_state_dict([path], dtype, device), _home_path(path))
+
+
+def load_transformer_folder(folder: str | os.PathLike[str], dtype: torch.dtype = torch.bfloat16,
+                            device: torch.device | str = "cpu"):
+    """A transformer from a diffusers folder (config.json and safetensors, sharded or not).
+
+    Built on the meta device and assigned, like the single file: no random initialisation and no
+    second copy in memory, with or without ``accelerate``.
+    """
+    from diffusers import HunyuanVideoFramepackTransformer3DModel as Transformer
+
+    folder = Path(folder)
+    state, detail = check_folder(folder, "diffusers")
+    if state == "pickle":
+        raise UnsafeWeights(f"refusing to load the transformer: {detail}; only .safetensors are loaded")
+    if state != "ok":
+        raise MissingWeights(f"transformer weights not found: {detail}")
+    name = WEIGHT_NAMES["diffusers"]
+    single = folder / f"{name}.safetensors"
+    if single.is_file():
+        files = [single]
+    else:
+        index = json.loads((folder / f"{name}.safetensors.index.json").read_text(encoding="utf-8"))
+        files = [folder / s for s in sorted(set(index["weight_map"].values()))]
+    config = Transformer.load_config(str(folder), local_files_only=True)
+    with torch.device("meta"):
+        model = Transformer.from_config(config)
+    return _load_meta(model, _load_state_dict(files, dtype, device), _home_path(folder))
+
+
+def _encoder_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def _load_real(component: str, location: Path, device: torch.device) -> Any:
+    """Load one real component from a local folder (or the transformer's single file)."""
+    dtype = _encoder_dtype(device)
+    common = dict(local_files_only=True)
+    if component == "transformer":
+        if location.is_file():
+            return load_transformer_file(location, device=device)
+        return load_transformer_folder(location, device=device)
+    if component == "vae":
+        from diffusers import AutoencoderKLHunyuanVideo
+
+        from diffusers.utils import is_accelerate_available
+
+        model = AutoencoderKLHunyuanVideo.from_pretrained(
+            str(location), torch_dtype=dtype, use_safetensors=True,
+            low_cpu_mem_usage=is_accelerate_available(), **common)
+    elif component in ("text_encoder", "text_encoder_2", "image_encoder"):
+        import transformers
+
+        cls = {"text_encoder": transformers.LlamaModel, "text_encoder_2": transformers.CLIPTextModel,
+               "image_encoder": transformers.SiglipVisionModel}[component]
+        model = cls.from_pretrained(str(location), dtype=dtype, use_safetensors=True, **common)
+    elif component in ("tokenizer", "tokenizer_2"):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(location), **common)
+        tokenizer.padding_side = "right"  # the text encoders' masks and crops assume it
+        return tokenizer
+    elif component == "feature_extractor":
+        from .tiny import image_processor_class
+
+        return image_processor_class().from_pretrained(str(location), **common)
+    else:  # pragma: no cover
+        raise KeyError(component)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def real_prompt_template() -> dict[str, Any]:
+    """HunyuanVideo's prompt template (crop_start 95), as diffusers' FramePack pipeline uses it."""
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_framepack import (
+        DEFAULT_PROMPT_TEMPLATE)
+
+    return dict(DEFAULT_PROMPT_TEMPLATE)
+
+
+# --- the pool -----------------------------------------------------------------------------------
+
+
+class _Lazy:
+    """A pool attribute that loads its component on first access."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, pool: "ModelPool | None", owner: type) -> Any:
+        if pool is None:
+            return self
+        return pool.get(self.name)
+
+
+class ModelPool:
+    """The components of one model, loaded on first use and kept.
+
+    ``pool.vae`` loads the VAE only; ``pool.loaded`` is the set of names constructed so far.
+    Missing weights raise ``MissingWeights`` when the component is first asked for.
+    """
+
+    transformer = _Lazy()
+    vae = _Lazy()
+    text_encoder = _Lazy()
+    tokenizer = _Lazy()
+    text_encoder_2 = _Lazy()
+    tokenizer_2 = _Lazy()
+    image_encoder = _Lazy()
+    feature_extractor = _Lazy()
+    prompt_template = _Lazy()
+
+    def __init__(self, model: ModelSpec, device: str | torch.device = "cpu",
+                 models_file: Path | None = None, *, seed: int = 0):
+        if model.profile not in PROFILES:
+            raise ValueError(f"unknown model profile {model.profile!r}")
+        self.model = model
+        self.profile = model.profile
+        self.device = torch.device(device)
+        self.models_file = Path(models_file) if models_file is not None else None
+        self.seed = seed  # tiny only
+        self._items: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def tiny(self) -> bool:
+        return self.profile == "tiny"
+
+    @property
+    def loaded(self) -> set[str]:
+        return set(self._items)
+
+    @property
+    def transformer_dtype(self) -> torch.dtype:
+        return torch.float32 if self.tiny else torch.bfloat16
+
+    @property
+    def encoder_dtype(self) -> torch.dtype:
+        return torch.float32 if self.tiny else _encoder_dtype(self.device)
+
+    @property
+    def vae_dtype(self) -> torch.dtype:
+        return self.encoder_dtype
+
+    def get(self, name: str) -> Any:
+        if name not in POOL_ITEMS:
+            raise KeyError(f"unknown component {name!r}{suggest(name, POOL_ITEMS)}")
+        with self._lock:
+            if name not in self._items:
+                self._items[name] = self._load(name)
+            return self._items[name]
+
+    def location(self, name: str) -> Location:
+        return locate(self.profile, name, self.model.paths, self.models_file, self.model.mark)
+
+    def _load(self, name: str) -> Any:
+        if self.tiny:
+            from .tiny import BUILDERS
+
+            item = BUILDERS[name](self.seed)
+            return item.to(self.device) if isinstance(item, torch.nn.Module) else item
+        if name == "prompt_template":
+            return real_prompt_template()
+        location = self.location(name)
+        if location.error is not None:
+            raise location.error
+        assert location.path is not None
+        return _load_real(name, location.path, self.device)
+
+    def unload(self, *names: str) -> None:
+        """Drop components (all when none are named); they load again on next access."""
+        with self._lock:
+            for name in names or tuple(self._items):
+                self._items.pop(name, None)
+
+    def components(self) -> Components:
+        """Every component, loading what is not loaded yet."""
+        return Components(**{name: self.get(name) for name in POOL_ITEMS},
+                          transformer_dtype=self.transformer_dtype,
+                          encoder_dtype=self.encoder_dtype, vae_dtype=self.vae_dtype)
+
+    def __repr__(self) -> str:
+        return f"ModelPool({self.profile!r}, device={str(self.device)!r}, loaded={sorted(self._items)})"
+
