@@ -245,7 +245,7 @@ def _render(args: argparse.Namespace) -> int:
                 verb = "up to date" if result.outputs_up_to_date else "wrote"
                 console.print(f"  {verb} {', '.join(result.outputs)} "
                               f"({result.windows_rendered} sampled, {result.windows_cached} "
-                              f"cached, {result.seconds['total']:.1f} s)")
+                              f"cached, {result.seconds['total']:.1f} s)", soft_wrap=True)
     if args.json:
         from dataclasses import asdict
 

@@ -33,7 +33,7 @@ class RichObserver(Observer):
         for task in list(self.progress.task_ids):
             self.progress.remove_task(task)
         self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
-                           f"{to_sample} to sample, {len(plan.windows) - to_sample} cached")
+                           f"{to_sample} to sample, {len(plan.windows) - to_sample} cached", soft_wrap=True)
         self.windows = self.progress.add_task("windows", total=max(to_sample, 1) if to_sample
                                               else 1, completed=0 if to_sample else 1)
         self.steps = None
@@ -54,7 +54,7 @@ class RichObserver(Observer):
         if cached:
             return
         self.console.print(f"  window {node.index + 1}/{len(self.plan.windows)} ({span}) "
-                           f"sampled in {seconds:.1f} s")
+                           f"sampled in {seconds:.1f} s", soft_wrap=True)
         if self.windows is not None:
             self.progress.advance(self.windows)
 

@@ -61,7 +61,8 @@ def window_inputs(parts: Components, window: int = 3, pad: int = 1, h: int = 4, 
         timestep=torch.tensor([900.0]),
         encoder_hidden_states=torch.randn(1, 7, embed, generator=g),
         encoder_attention_mask=torch.tensor([[1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool),
-        pooled_projections=torch.randn(1, parts.transformer.config.pooled_projection_dim, generator=g),
+        pooled_projections=torch.randn(1, parts.transformer.config.pooled_projection_dim,
+                                       generator=g),
         image_embeds=torch.randn(1, 16, parts.transformer.config.image_proj_dim, generator=g),
         indices_latents=win,
         guidance=torch.tensor([10000.0]),
@@ -89,7 +90,8 @@ def test_tiny_is_deterministic(parts: Components) -> None:
 
 def test_tiny_is_deterministic_across_processes(parts: Components) -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
-            "from tests.test_models import digest; from framepack_render.render.tiny import build_tiny;"
+            "from tests.test_models import digest;"
+            "from framepack_render.render.tiny import build_tiny;"
             "print(digest(build_tiny()))")
     out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True,
                          cwd=REPO, timeout=120, check=True)
@@ -122,7 +124,8 @@ def test_vae_shapes_and_decodes_differently(parts: Components) -> None:
         assert latent.shape == (1, 16, 3, 4, 5)
         frames = vae.decode(latent).sample
         assert frames.shape == (1, 3, 9, 32, 40)
-        other = vae.decode(torch.randn(latent.shape, generator=torch.Generator().manual_seed(1))).sample
+        noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(1))
+        other = vae.decode(noise).sample
     assert torch.isfinite(frames).all()
     assert (frames - other).abs().mean() > 0.01
 
@@ -168,12 +171,13 @@ def test_text_encoders(parts: Components) -> None:
         assert len(hidden) >= 4
         embeds = hidden[-3][:, crop:]
         assert embeds.shape == (1, 256, parts.transformer.config.text_embed_dim)
-        other = parts.text_encoder(input_ids=tok(template.format("a dog sleeps"), return_tensors="pt")
-                                   .input_ids, output_hidden_states=True).hidden_states[-3]
+        dog = tok(template.format("a dog sleeps"), return_tensors="pt").input_ids
+        other = parts.text_encoder(input_ids=dog, output_hidden_states=True).hidden_states[-3]
         assert not torch.allclose(other[0, crop], embeds[0, 0])
 
     tok2 = parts.tokenizer_2
-    ids = tok2(prompt, max_length=77, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    ids = tok2(prompt, max_length=77, padding="max_length", truncation=True,
+               return_tensors="pt").input_ids
     assert ids.shape == (1, 77)
     assert ids[0, 0] == tok2.bos_token_id and ids[0, -1] == tok2.pad_token_id
     long = tok2("word " * 200, max_length=77, padding="max_length", truncation=True,
@@ -193,7 +197,8 @@ def test_feature_extractor_and_siglip(parts: Components) -> None:
 
     image = torch.rand(1, 3, 40, 56)
     pixels = parts.feature_extractor(images=image, return_tensors="pt", do_rescale=False)
-    pil = parts.feature_extractor(images=Image.new("RGB", (70, 50), (200, 10, 30)), return_tensors="pt")
+    pil = parts.feature_extractor(images=Image.new("RGB", (70, 50), (200, 10, 30)),
+                                  return_tensors="pt")
     for batch in (pixels, pil):
         assert batch.pixel_values.shape == (1, 3, 32, 32)
         with torch.no_grad():
@@ -211,7 +216,8 @@ def test_pool_is_lazy() -> None:
     vae = pool.vae
     assert pool.loaded == {"vae"}
     assert pool.vae is vae
-    assert pool.prompt_template == TINY_PROMPT_TEMPLATE and pool.loaded == {"vae", "prompt_template"}
+    assert pool.prompt_template == TINY_PROMPT_TEMPLATE
+    assert pool.loaded == {"vae", "prompt_template"}
     with pytest.raises(KeyError, match="did you mean 'transformer'"):
         pool.get("transfomer")
 
@@ -237,8 +243,19 @@ def test_missing_weights_message(no_weights: Path) -> None:
     assert pool.loaded == set()
     with pytest.raises(MissingWeights, match="FramePack_F1_I2V_HY_20250503"):
         ModelPool(ModelSpec("framepack-f1", MARK)).transformer
-    with pytest.raises(MissingWeights, match="hunyuanvideo-community/HunyuanVideo subfolder text_encoder"):
+    with pytest.raises(MissingWeights,
+                       match="hunyuanvideo-community/HunyuanVideo subfolder text_encoder"):
         pool.text_encoder
+
+
+def test_check_fails_fast_on_the_transformer_first(no_weights: Path) -> None:
+    pool = ModelPool(ModelSpec("framepack", MARK))
+    with pytest.raises(MissingWeights, match="lllyasviel/FramePackI2V_HY"):
+        pool.check()
+    with pytest.raises(MissingWeights, match="subfolder vae"):
+        pool.check({"vae"})
+    assert pool.loaded == set()
+    ModelPool(ModelSpec("tiny", MARK)).check()
 
 
 def test_availability_all_missing(no_weights: Path) -> None:
@@ -290,9 +307,11 @@ def test_loads_every_component_from_the_hub_cache(no_weights: Path, parts: Compo
     assert all(ok for _, ok, _ in rows), rows
     pool = ModelPool(ModelSpec("framepack", MARK))
     assert pool.transformer.dtype == torch.bfloat16
-    assert torch.equal(pool.transformer.proj_out.weight, parts.transformer.proj_out.weight.bfloat16())
+    assert torch.equal(pool.transformer.proj_out.weight,
+                       parts.transformer.proj_out.weight.bfloat16())
     assert pool.loaded == {"transformer"}
-    assert torch.equal(pool.vae.decoder.conv_out.conv.weight, parts.vae.decoder.conv_out.conv.weight)
+    assert torch.equal(pool.vae.decoder.conv_out.conv.weight,
+                       parts.vae.decoder.conv_out.conv.weight)
     assert pool.text_encoder.dtype == torch.float32  # on the CPU
     ids = pool.tokenizer("a cat", return_tensors="pt").input_ids
     assert torch.equal(ids, parts.tokenizer("a cat", return_tensors="pt").input_ids)
@@ -358,7 +377,11 @@ def test_single_file_transformer(no_weights: Path, parts: Components,
     assert dict((n, ok) for n, ok, _ in availability("framepack", {"transformer": str(path)}))[
         "transformer"]
 
-    # A file whose keys do not match is one clear line, not a traceback from load_state_dict.
+    # A file whose keys or shapes do not match is one clear line, not a traceback.
+    with pytest.raises(ModelError, match="size mismatch") as err:
+        load_transformer_file(path, config={**tiny.TRANSFORMER_CONFIG, "attention_head_dim": 16,
+                                            "rope_axes_dim": (4, 6, 6)})
+    assert "\n" not in str(err.value)
     save_file({"x_embedder.proj.weight": torch.zeros(1)}, str(path))
     with pytest.raises(ModelError, match="does not match") as err:
         load_transformer_file(path, config=tiny.TRANSFORMER_CONFIG)
@@ -379,7 +402,7 @@ def test_pickles_are_refused(no_weights: Path) -> None:
     with pytest.raises(UnsafeWeights, match="pytorch_model.bin") as err:
         ModelPool(ModelSpec("framepack", MARK, {"text_encoder": str(folder)})).text_encoder
     assert "\n" not in str(err.value) and isinstance(err.value, MissingWeights)
-    rows = dict((n, (ok, w)) for n, ok, w in availability("framepack", {"text_encoder": str(folder)}))
+    rows = {n: (ok, w) for n, ok, w in availability("framepack", {"text_encoder": str(folder)})}
     assert rows["text_encoder"][0] is False and "refused" in rows["text_encoder"][1]
 
 

@@ -72,10 +72,11 @@ class Renderer:
         run = _Run(plan, self.pool, TensorCache(self.store, read=not self.force), self.observer)
         result = RenderResult(shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
                               keys=[w.key for w in plan.windows])
-        run.sample_windows(result)
-        result.seconds["sampling"] = time.perf_counter() - started
         writer = OutputWriter(plan, run.segment_keys())
-        if writer.up_to_date() and not self.force:
+        current = writer.up_to_date() and not self.force
+        run.sample_windows(result, latents_needed=not current and run.needs_latents(writer))
+        result.seconds["sampling"] = time.perf_counter() - started
+        if current:
             result.outputs_up_to_date = len(shot.outputs)
         else:
             self.observer.phase("decode")
@@ -127,15 +128,24 @@ class _Run:
 
     # ------------------------------------------------------------ windows
 
-    def sample_windows(self, result: RenderResult) -> None:
+    def needs_latents(self, writer: OutputWriter) -> bool:
+        """Whether writing the outputs reads window latents (not only cached segments)."""
+        if any(o.format == "safetensors" for o in self.shot.outputs):
+            return True
+        return not all(self.cache.has("frames", key) for key in writer.segment_keys)
+
+    def sample_windows(self, result: RenderResult, latents_needed: bool) -> None:
+        """Sample what the cache lacks. When later steps read latents, every cached window is
+        read (and so verified) here, and a corrupt one is sampled again."""
         order = self.plan.generation_order
         missing = [node for node in order if not self.cache.has("window", node.key)]
         self.observer.shot_started(self.plan, len(missing))
-        if not missing:
+        if not missing and not latents_needed:
             result.windows_cached = len(order)
             for node in order:
                 self.observer.window_done(node, True, 0.0)
             return
+        self.pool.check()
         if self.shot.noise == "sequential":
             # One generator for everything, in the pipeline's order: image latents, then noise.
             self.generator = torch.Generator("cpu").manual_seed(self.shot.seed)
@@ -242,6 +252,7 @@ class _Run:
         return keys
 
     def _decode(self, chunk: Chunk) -> torch.Tensor:
+        self.pool.check(("vae",))
         latents = self.all_latents_range(chunk.start, chunk.stop)
         return decode_latents(self.pool.vae, latents)
 

@@ -130,7 +130,8 @@ def hub_source(profile: str, component: str) -> HubSource:
 # weights), a tokenizer, or an image processor.
 KINDS = {
     "transformer": "diffusers", "vae": "diffusers",
-    "text_encoder": "transformers", "text_encoder_2": "transformers", "image_encoder": "transformers",
+    "text_encoder": "transformers", "text_encoder_2": "transformers",
+    "image_encoder": "transformers",
     "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "feature_extractor": "processor",
 }
 WEIGHT_NAMES = {"diffusers": "diffusion_pytorch_model", "transformers": "model"}
@@ -172,7 +173,8 @@ def read_models_file(path: Path) -> dict[str, dict[str, str]]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ModelsFileError(f"{_home_path(path)}: cannot read the models file: {exc.strerror or exc}")
+        raise ModelsFileError(f"{_home_path(path)}: cannot read the models file: "
+                              f"{exc.strerror or exc}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -253,7 +255,8 @@ def check_folder(folder: Path, kind: str) -> tuple[str, str]:
     index = folder / f"{name}.safetensors.index.json"
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return "missing", f"{_home_path(index)} is not a valid index"
         absent = [s for s in shards if not (folder / s).is_file()]
@@ -444,7 +447,8 @@ def _load_state_dict(files: list[Path], dtype: torch.dtype | None,
     return state
 
 
-def _load_meta(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+def _load_meta(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str
+               ) -> torch.nn.Module:
     """Load a full state dict into a model built on the meta device (strict, assigning)."""
     expected = set(model.state_dict().keys())
     missing = sorted(expected - set(state))
@@ -456,7 +460,12 @@ def _load_meta(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
         raise ModelError(f"{what} does not match the FramePack transformer: {', '.join(parts)}")
-    model.load_state_dict(state, strict=True, assign=True)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:  # shapes that differ: a checkpoint for another configuration
+        first = next((line.strip() for line in str(exc).splitlines()
+                      if "size mismatch" in line), str(exc).splitlines()[0])
+        raise ModelError(f"{what} does not match the FramePack transformer: {first}") from None
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise ModelError(f"{what}: {len(left)} tensors were not loaded (first: {left[0]})")
@@ -496,7 +505,8 @@ def load_transformer_folder(folder: str | os.PathLike[str], dtype: torch.dtype =
     folder = Path(folder)
     state, detail = check_folder(folder, "diffusers")
     if state == "pickle":
-        raise UnsafeWeights(f"refusing to load the transformer: {detail}; only .safetensors are loaded")
+        raise UnsafeWeights(f"refusing to load the transformer: {detail}; "
+                            f"only .safetensors are loaded")
     if state != "ok":
         raise MissingWeights(f"transformer weights not found: {detail}")
     name = WEIGHT_NAMES["diffusers"]
@@ -535,7 +545,8 @@ def _load_real(component: str, location: Path, device: torch.device) -> Any:
     elif component in ("text_encoder", "text_encoder_2", "image_encoder"):
         import transformers
 
-        cls = {"text_encoder": transformers.LlamaModel, "text_encoder_2": transformers.CLIPTextModel,
+        cls = {"text_encoder": transformers.LlamaModel,
+               "text_encoder_2": transformers.CLIPTextModel,
                "image_encoder": transformers.SiglipVisionModel}[component]
         model = cls.from_pretrained(str(location), dtype=dtype, use_safetensors=True, **common)
     elif component in ("tokenizer", "tokenizer_2"):
@@ -555,9 +566,17 @@ def _load_real(component: str, location: Path, device: torch.device) -> Any:
 
 def real_prompt_template() -> dict[str, Any]:
     """HunyuanVideo's prompt template (crop_start 95), as diffusers' FramePack pipeline uses it."""
-    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_framepack import (
-        DEFAULT_PROMPT_TEMPLATE)
+    from transformers.utils import logging as hf_logging
 
+    # Importing the pipeline module touches transformers' SiglipImageProcessor, which warns
+    # when torchvision is missing; that warning is noise here (the PIL twin is used).
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_framepack import (
+            DEFAULT_PROMPT_TEMPLATE)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return dict(DEFAULT_PROMPT_TEMPLATE)
 
 
@@ -633,6 +652,18 @@ class ModelPool:
                 self._items[name] = self._load(name)
             return self._items[name]
 
+    def check(self, names: "tuple[str, ...] | list[str] | set[str]" = COMPONENTS) -> None:
+        """Fail fast: raise the first missing component's ``MissingWeights`` (the transformer
+        first) without loading anything, so a render does not spend minutes loading a text
+        encoder before finding the transformer absent. Loaded components are not checked."""
+        if self.tiny:
+            return
+        for name in COMPONENTS:
+            if name in names and name not in self._items:
+                location = self.location(name)
+                if location.error is not None:
+                    raise location.error
+
     def location(self, name: str) -> Location:
         return locate(self.profile, name, self.model.paths, self.models_file, self.model.mark)
 
@@ -663,5 +694,6 @@ class ModelPool:
                           encoder_dtype=self.encoder_dtype, vae_dtype=self.vae_dtype)
 
     def __repr__(self) -> str:
-        return f"ModelPool({self.profile!r}, device={str(self.device)!r}, loaded={sorted(self._items)})"
+        return (f"ModelPool({self.profile!r}, device={str(self.device)!r}, "
+                f"loaded={sorted(self._items)})")
 

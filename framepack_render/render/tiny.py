@@ -10,8 +10,9 @@ bit-identical on every machine and process, one component can be built without t
 model pool builds them lazily), and the caller's global RNG is left untouched.
 
 The tokenizers are built in code with the ``tokenizers`` library: a WordPiece vocabulary of common
-words with a character fallback, so any text tokenizes (characters outside the vocabulary become
-``[UNK]``).
+words with a fallback to single ASCII letters, digits and punctuation, after lower-casing and
+folding accents, so any text tokenizes (a word holding a character outside that, such as "猫",
+becomes ``[UNK]``).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ VAE_CONFIG: dict[str, Any] = dict(
     scaling_factor=0.476986,
     spatial_compression_ratio=8,
     temporal_compression_ratio=4,
-    mid_block_add_attention=True,
+    mid_block_add_attention=False,  # attention over every latent voxel dominates CPU decode
 )
 
 # The prompt template: HunyuanVideo's layout (a system block, then the user block holding the
@@ -243,7 +244,8 @@ def build_text_encoder_2(seed: int = 0):
 
     vocab = _vocabulary(CLIP_SPECIALS)
     config = CLIPTextConfig(
-        vocab_size=CLIP_VOCAB, hidden_size=CLIP_HIDDEN, intermediate_size=64, projection_dim=CLIP_HIDDEN,
+        vocab_size=CLIP_VOCAB, hidden_size=CLIP_HIDDEN, intermediate_size=64,
+        projection_dim=CLIP_HIDDEN,
         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=CLIP_MAX_LENGTH,
         hidden_act="quick_gelu", pad_token_id=vocab[PAD], bos_token_id=vocab["<|startoftext|>"],
         # Not 2: CLIP then pools at the first EOS position (2 selects the legacy argmax rule).
