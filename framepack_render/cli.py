@@ -97,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true",
                       help="print the plans as JSON (keys, layouts, shifts) instead of tables")
 
+    models = _verb(verbs, "models", _models, "list model profiles and whether their weights "
+                                             "are here",
+                   "List each model profile (framepack, framepack-f1, tiny) and, for each "
+                   "component, whether its weights are present on this machine and where they "
+                   "were found: the shot's model mapping, the models file ($FRAMEPACK_MODELS or "
+                   "the user config folder's framepack-render/models.yaml) or the Hugging Face "
+                   "cache. Nothing is loaded or downloaded.")
+    models.add_argument("--json", action="store_true", help="print the table as JSON")
+
     _verb(verbs, "schema", _schema, "print the shot file's JSON Schema",
           "Print schemas/shot.schema.json (JSON Schema 2020-12). Point your editor at it with "
           "a first line such as\n  # yaml-language-server: $schema=../schemas/shot.schema.json")
@@ -257,6 +266,39 @@ def _render(args: argparse.Namespace) -> int:
                    "cache": str(store.root), "ok": status == EXIT_OK}, sys.stdout, indent=2)
         print()
     return status
+
+
+def _models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .profiles import PROFILES
+    from .render.models import ModelError, availability, default_models_file
+
+    try:
+        report = {name: availability(name) for name in PROFILES}
+    except ModelError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        json.dump({name: {"description": PROFILES[name].description,
+                          "available": all(ok for _, ok, _ in rows),
+                          "components": [{"name": c, "available": ok, "where": where}
+                                         for c, ok, where in rows]}
+                   for name, rows in report.items()}, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    for name, rows in report.items():
+        ready = all(ok for _, ok, _ in rows)
+        console.print(f"[bold]{name}[/] — {PROFILES[name].description}: "
+                      + ("[green]ready[/]" if ready else "[yellow]weights missing[/]"))
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for component, ok, where in rows:
+            table.add_row(f"  {component}", "[green]yes[/]" if ok else "[red]no[/]", where)
+        console.print(table)
+    console.print(f"models file: {default_models_file()}", soft_wrap=True)
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

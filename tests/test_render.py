@@ -273,3 +273,17 @@ def test_missing_weights_are_one_actionable_line_and_exit_2(folder, capsys, tmp_
     assert len(lines) == 1 and lines[0].startswith(f"{path}:1:8: ")
     assert "Traceback" not in err
     assert not (folder / "out").exists()
+
+
+def test_models_lists_profiles_and_what_is_missing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "models.yaml"))
+    code, out, _ = run(capsys, "models", "--json")
+    report = json.loads(out)
+    assert code == 0 and set(report) == {"framepack", "framepack-f1", "tiny"}
+    assert report["tiny"]["available"] and not report["framepack"]["available"]
+    transformer = report["framepack"]["components"][0]
+    assert transformer["name"] == "transformer" and "lllyasviel/FramePackI2V_HY" in \
+        transformer["where"]

@@ -67,15 +67,26 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) uint8, rounding as diffusers' postprocessing."""
-    scaled = ((frames * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1).contiguous().numpy()
+    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) uint8, rounding as diffusers' postprocessing.
+    One float temporary, modified in place: the same arithmetic with a third of the memory."""
+    scaled = frames * 0.5
+    scaled.add_(0.5).clamp_(0, 1).mul_(255).round_()
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def blend(earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
     """Linear cross-fade over the overlap: the earlier chunk's weight falls from 1 to 0."""
     weights = torch.linspace(1, 0, earlier.shape[0], dtype=earlier.dtype).view(-1, 1, 1, 1)
     return weights * earlier + (1 - weights) * later
+
+
+def _segment(frames: torch.Tensor, previous_tail: torch.Tensor | None, bounds: tuple[int, int],
+             overlap: int) -> np.ndarray:
+    """A segment's final frames: the blended seam (if any), then the chunk's own frames."""
+    body = frames[bounds[0]:bounds[1]]
+    if previous_tail is not None:
+        body = torch.cat([blend(previous_tail, frames[:overlap]), body])
+    return to_uint8(body)
 
 
 def stream_segments(chunk_list: list[Chunk], window: int,
@@ -92,23 +103,24 @@ def stream_segments(chunk_list: list[Chunk], window: int,
     overlap = overlap_frames(window)
     bounds = segment_bounds(chunk_list, window)
     present = [stored(i) for i in range(len(chunk_list))]
+    last = len(chunk_list) - 1
     previous_tail: torch.Tensor | None = None
     for i, chunk in enumerate(chunk_list):
         frames = None
-        if not present[i] or (i + 1 < len(chunk_list) and not present[i + 1]):
+        if not present[i] or (i < last and not present[i + 1]):
             frames = decode(chunk)
         segment = load(i) if present[i] else None
-        if segment is not None:
-            yield i, segment, True
-        else:
+        if segment is None:
             if frames is None:
                 frames = decode(chunk)
             if i > 0 and previous_tail is None:  # the chunk before was not decoded
-                previous_tail = decode(chunk_list[i - 1])[-overlap:]
-            first, last = bounds[i]
-            body = frames[first:last]
-            if i > 0:
-                assert previous_tail is not None
-                body = torch.cat([blend(previous_tail, frames[:overlap]), body])
-            yield i, to_uint8(body), False
-        previous_tail = frames[-overlap:] if frames is not None else None
+                previous_tail = decode(chunk_list[i - 1])[-overlap:].clone()
+            segment = _segment(frames, previous_tail if i > 0 else None, bounds[i], overlap)
+            cached = False
+        else:
+            cached = True
+        # Keep only the tail the next seam needs; drop the chunk before handing frames on.
+        previous_tail = frames[-overlap:].clone() if frames is not None and i < last else None
+        del frames
+        yield i, segment, cached
+        del segment

@@ -22,6 +22,7 @@ from ..plan import Plan, WindowNode
 from ..plan.keys import content_key, image_identity, model_identity
 from ..spec.model import ImageRef
 from .conditioning import Conditioner, ImageEmbeds, TextEmbeds
+from .memory import release_large_buffers
 from .tensors import TensorCache
 from .window import HISTORY, WindowJob, forward_context, inverted_context, sample_window
 
@@ -62,6 +63,7 @@ class Renderer:
         self.store = store
         self.force = force
         self.observer = observer or Observer()
+        release_large_buffers()
 
     def render(self, plan: Plan) -> RenderResult:
         shot = plan.shot
