@@ -74,18 +74,26 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
             "models_mb": rss_models / 1024, "frames": frames}
 
 
-def measure(kind: str, windows: int, steps: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", kind, str(windows), str(steps), tmp],
-            capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def measure(kind: str, windows: int, steps: int, repeats: int) -> dict:
+    """The median run by wall time, each in a fresh process (timings vary by about 10%)."""
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", kind, str(windows), str(steps), tmp],
+                capture_output=True, text=True, check=True)
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda r: r["seconds"])
+    median = dict(runs[len(runs) // 2])
+    median["peak_mb"] = sorted(r["peak_mb"] for r in runs)[len(runs) // 2]
+    return median
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -93,12 +101,13 @@ def main() -> None:
         print(json.dumps(child(kind, int(windows), int(steps), Path(workdir))))
         return
     rows = {}
-    print(f"tiny model, {SIZE}x{SIZE}, {args.steps} steps, inverted, euler; fresh process each")
+    print(f"tiny model, {SIZE}x{SIZE}, {args.steps} steps, inverted, euler; median of "
+          f"{args.repeats} fresh processes")
     print(f"{'windows':>7} {'frames':>6} | {'pipeline s':>10} {'ours s':>8} {'ratio':>6} | "
           f"{'pipeline MB':>11} {'ours MB':>8}")
     for windows in args.windows:
-        pipe = measure("pipeline", windows, args.steps)
-        ours = measure("ours", windows, args.steps)
+        pipe = measure("pipeline", windows, args.steps, args.repeats)
+        ours = measure("ours", windows, args.steps, args.repeats)
         rows[windows] = (pipe, ours)
         print(f"{windows:>7} {36 * windows + 1:>6} | {pipe['seconds']:>10.2f} "
               f"{ours['seconds']:>8.2f} {ours['seconds'] / pipe['seconds']:>6.3f} | "

@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="ignore cached entries and render everything again")
     render.add_argument("--json", action="store_true",
                         help="print a JSON summary on stdout (progress goes to stderr)")
+    render.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep NAME.preview.mp4 beside the first output refreshed after "
+                             "each window (default: on in a terminal)")
     render.add_argument("--device", default=None, metavar="DEVICE",
                         help="torch device (default: cuda if available, else cpu)")
 
@@ -240,7 +243,9 @@ def _render(args: argparse.Namespace) -> int:
             for shot in loaded.shots:
                 identity = canonical(model_identity(shot.model))
                 pool = pools.setdefault(identity, ModelPool(shot.model, device=device))
-                renderer = Renderer(pool, store, force=args.force, observer=observer)
+                preview = sys.stderr.isatty() if args.preview is None else args.preview
+                renderer = Renderer(pool, store, force=args.force, observer=observer,
+                                    preview=preview)
                 try:
                     result = renderer.render(build_plan(shot))
                 except ModelError as error:

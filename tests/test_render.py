@@ -287,3 +287,23 @@ def test_models_lists_profiles_and_what_is_missing(capsys, tmp_path, monkeypatch
     transformer = report["framepack"]["components"][0]
     assert transformer["name"] == "transformer" and "lllyasviel/FramePackI2V_HY" in \
         transformer["where"]
+
+
+def test_a_preview_grows_after_each_window_and_goes_away_at_the_end(folder, pool, tmp_path,
+                                                                    monkeypatch):
+    from framepack_render.output.preview import Preview
+
+    seen = []
+    original = Preview.add
+
+    def add(self, index, frames):
+        original(self, index, frames)
+        with av.open(str(self.path)) as container:
+            seen.append(sum(1 for _ in container.decode(video=0)))
+
+    monkeypatch.setattr(Preview, "add", add)
+    path = write(folder, "shot.yaml", shot_text(output="out/v.mp4"))
+    Renderer(pool, CacheStore(tmp_path / "c"), preview=True).render(build_plan(load(path).shots[0]))
+    assert seen == [33, 66, 99]
+    assert not (folder / "out" / "v.preview.mp4").exists()
+    assert (folder / "out" / "v.mp4").exists()

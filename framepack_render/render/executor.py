@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..cache import CacheStore
-from ..output.decode import Chunk, chunks, decode_latents, stream_segments
+from ..output.decode import Chunk, chunks, decode_latents, stream_segments, to_uint8
+from ..output.preview import Preview, preview_path
 from ..output.write import OutputWriter
 from ..plan import Plan, WindowNode
 from ..plan.keys import content_key, image_identity, model_identity
@@ -58,10 +59,11 @@ class RenderResult:
 
 class Renderer:
     def __init__(self, pool: Any, store: CacheStore, *, force: bool = False,
-                 observer: Observer | None = None):
+                 observer: Observer | None = None, preview: bool = False):
         self.pool = pool
         self.store = store
         self.force = force
+        self.preview = preview
         self.observer = observer or Observer()
         release_large_buffers()
 
@@ -72,8 +74,21 @@ class Renderer:
                               "yet; remove `edits` (and {edit: ...} images) to render")
         started = time.perf_counter()
         run = _Run(plan, self.pool, TensorCache(self.store, read=not self.force), self.observer)
+        if self.preview and shot.outputs:
+            run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)
         result = RenderResult(shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
                               keys=[w.key for w in plan.windows])
+        try:
+            self._render(run, result, started)
+        finally:
+            if run.preview is not None:
+                run.preview.close()
+        result.corrupt_entries = len(run.cache.corrupt)
+        result.seconds["total"] = time.perf_counter() - started
+        return result
+
+    def _render(self, run: "_Run", result: RenderResult, started: float) -> None:
+        plan, shot = run.plan, run.shot
         writer = OutputWriter(plan, run.segment_keys())
         current = writer.up_to_date() and not self.force
         run.sample_windows(result, latents_needed=not current and run.needs_latents(writer))
@@ -86,9 +101,6 @@ class Renderer:
             writer.write(run.segments(result), run.reload_segment, run.all_latents)
             result.outputs_written = len(shot.outputs)
             result.seconds["decode_and_encode"] = time.perf_counter() - encode_start
-        result.corrupt_entries = len(run.cache.corrupt)
-        result.seconds["total"] = time.perf_counter() - started
-        return result
 
 
 class _Run:
@@ -105,6 +117,7 @@ class _Run:
         self.latents: dict[int, torch.Tensor] = {}
         self.images: dict[str, ImageEmbeds] = {}
         self.generator: torch.Generator | None = None
+        self.preview: Preview | None = None
 
     # ------------------------------------------------------------ images
 
@@ -169,6 +182,8 @@ class _Run:
             self.latents[node.index] = latents
             result.windows_rendered += 1
             self.observer.window_done(node, False, time.perf_counter() - began)
+            if self.preview is not None:
+                self.preview.add(node.index, to_uint8(decode_latents(self.pool.vae, latents)))
 
     def _noise(self, node: WindowNode) -> torch.Tensor:
         width, height = self.shot.size
