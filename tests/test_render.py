@@ -307,3 +307,24 @@ def test_a_preview_grows_after_each_window_and_goes_away_at_the_end(folder, pool
     assert seen == [33, 66, 99]
     assert not (folder / "out" / "v.preview.mp4").exists()
     assert (folder / "out" / "v.mp4").exists()
+
+
+def test_true_cfg_calls_the_transformer_twice_per_step_and_changes_the_video(folder, pool,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    calls = []
+    transformer = pool.transformer
+    original = type(transformer).forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(transformer), "forward", counting)
+    one = "{prompt: a red ball rolls, duration: 1.2s}"
+    render(folder, pool, shot_text(output="plain/", sections=f"[{one}]"), tmp_path / "c")
+    plain_calls, calls[:] = len(calls), []
+    render(folder, pool, shot_text(output="cfg/", sections=f"[{one}]", cfg="3",
+                                   negative_prompt="blurry"), tmp_path / "c")
+    assert (plain_calls, len(calls)) == (3, 6)
+    assert not np.array_equal(png_frames(folder / "plain"), png_frames(folder / "cfg"))

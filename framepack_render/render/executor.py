@@ -160,7 +160,8 @@ class _Run:
             for node in order:
                 self.observer.window_done(node, True, 0.0)
             return
-        self.pool.check()
+        if missing:
+            self.pool.check()  # fail fast, transformer first, before any model loads
         if self.shot.noise == "sequential":
             # One generator for everything, in the pipeline's order: image latents, then noise.
             self.generator = torch.Generator("cpu").manual_seed(self.shot.seed)
@@ -238,9 +239,7 @@ class _Run:
 
     def all_latents(self) -> torch.Tensor:
         """[start, window 0, ..., window N-1] as one (1, 16, 1 + N*W, h, w) tensor."""
-        parts = [self.image(self.shot.image).latent]
-        parts += [self.window_latents(i) for i in range(len(self.plan.windows))]
-        return torch.cat(parts, dim=2)
+        return self.all_latents_range(0, 1 + len(self.plan.windows) * self.shot.window)
 
     # ------------------------------------------------------------ decode
 
@@ -274,6 +273,7 @@ class _Run:
         return decode_latents(self.pool.vae, latents)
 
     def all_latents_range(self, start: int, stop: int) -> torch.Tensor:
+        """Latents [start, stop) of the sequence [start latent, window 0, ...]."""
         window = self.shot.window
         parts = []
         if start == 0:
