@@ -63,11 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    "whose inputs changed (and those generated after them). Outputs are "
                    "replaced whole, never left half written. Exit 1 if a render fails, 2 for "
                    "invalid input or missing model weights.")
-    render.add_argument("shots", nargs="+", metavar="SHOT",
-                        help="shot files (or CSVs of jobs with --template)")
     _shot_options(render)
-    render.add_argument("--cache", metavar="DIR",
-                        help="cache folder (default: $FRAMEPACK_CACHE or the user cache folder)")
+    _cache_option(render)
     render.add_argument("--force", action="store_true",
                         help="ignore cached entries and render everything again")
     render.add_argument("--json", action="store_true",
@@ -83,20 +80,14 @@ def _parser() -> argparse.ArgumentParser:
                      "Check each shot against the schema and its files on disk (images exist "
                      "and decode, edits resolve, outputs stay inside the shot's folder). Model "
                      "weights are not needed. Prints one line per shot; exit 2 on any error.")
-    validate.add_argument("shots", nargs="+", metavar="SHOT",
-                          help="shot files (or CSVs of jobs with --template)")
     _shot_options(validate)
 
     plan = _verb(verbs, "plan", _plan, "show the windows and edits a shot will render",
                  "Compile a shot into its graph of edits and generation windows and print it: "
                  "each window's time span, prompt, clean prefix image, generation order, flow "
                  "shift, cache key and whether it is already cached.")
-    plan.add_argument("shots", nargs="+", metavar="SHOT",
-                      help="shot files (or CSVs of jobs with --template)")
     _shot_options(plan)
-    plan.add_argument("--cache", metavar="DIR",
-                      help="cache folder to check (default: $FRAMEPACK_CACHE or the user cache "
-                           "folder)")
+    _cache_option(plan)
     plan.add_argument("--json", action="store_true",
                       help="print the plans as JSON (keys, layouts, shifts) instead of tables")
 
@@ -125,6 +116,8 @@ def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.
 
 
 def _shot_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shots", nargs="+", metavar="SHOT",
+                        help="shot files (or CSVs of jobs with --template)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_set_item,
                         help="override a var (repeatable); values read as YAML: --set steps=30")
     parser.add_argument("--template", metavar="T.yaml",
@@ -132,6 +125,11 @@ def _shot_options(parser: argparse.ArgumentParser) -> None:
                              "template, the columns as vars")
     parser.add_argument("--output-root", metavar="DIR",
                         help="resolve outputs under DIR instead of each shot's folder")
+
+
+def _cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", metavar="DIR",
+                        help="cache folder (default: $FRAMEPACK_CACHE or the user cache folder)")
 
 
 def _set_item(text: str) -> str:

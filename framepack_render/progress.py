@@ -34,8 +34,9 @@ class RichObserver(Observer):
             self.progress.remove_task(task)
         self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
                            f"{to_sample} to sample, {len(plan.windows) - to_sample} cached", soft_wrap=True)
-        self.windows = self.progress.add_task("windows", total=max(to_sample, 1) if to_sample
-                                              else 1, completed=0 if to_sample else 1)
+        # Nothing to sample shows as one finished step rather than an empty bar.
+        self.windows = self.progress.add_task("windows", total=max(to_sample, 1),
+                                              completed=0 if to_sample else 1)
         self.steps = None
 
     def window_started(self, node: WindowNode, steps: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ class Renderer:
 
     def _render(self, run: "_Run", result: RenderResult, started: float) -> None:
         plan, shot = run.plan, run.shot
-        writer = OutputWriter(plan, run.segment_keys())
+        writer = OutputWriter(plan, run.segment_keys)
         current = writer.up_to_date() and not self.force
         run.sample_windows(result, latents_needed=not current and run.needs_latents(writer))
         result.seconds["sampling"] = time.perf_counter() - started
@@ -257,6 +258,7 @@ class _Run:
                            f"{(position - 1) % window}")
         return content_key("chunk", {"model": self.model, "latents": ids})
 
+    @cached_property
     def segment_keys(self) -> list[str]:
         keys = []
         chunk_list = self._chunks()
@@ -293,7 +295,7 @@ class _Run:
 
     def segments(self, result: RenderResult):
         """Decoded segments in time order as uint8 arrays, cached as they are made."""
-        keys = self.segment_keys()
+        keys = self.segment_keys
 
         def load(i: int) -> np.ndarray | None:
             stored = self.cache.load("frames", keys[i])
