@@ -10,11 +10,15 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .spec import Loaded, ShotError, check_collisions, load
 from .spec.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from .render.events import RenderResult
+    from .spec import Shot
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -26,6 +30,9 @@ examples:
   framepack plan examples/quickstart/shot.yaml
   framepack plan shot.yaml --set seed=7 --json
   framepack validate jobs.csv --template templates/talking-head.yaml
+  framepack watch examples/quickstart
+  framepack cache ls
+  framepack cache gc shots/ --older-than 30d
   framepack schema > shot.schema.json
 
 A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
@@ -91,6 +98,32 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true",
                       help="print the plans as JSON (keys, layouts, shifts) instead of tables")
 
+    watch = _verb(verbs, "watch", _watch, "re-render shots whenever they or their files change",
+                  "Render each shot, then watch: saving a shot, a template it extends or an "
+                  "image it uses re-renders it, with the models kept in memory between renders "
+                  "and only the windows whose inputs changed sampled again. A folder stands for "
+                  "every shot file under it (templates that other files extend are left out) "
+                  "and new shot files in it are picked up. A burst of saves gives one render; "
+                  "a save during a render cancels it at the next sampling step. An invalid save "
+                  "prints its errors and the watch goes on. Ctrl-C stops (exit 130).")
+    watch.add_argument("paths", nargs="+", metavar="PATH",
+                       help="shot files or folders of shot files (CSVs of jobs with --template)")
+    _shot_settings(watch)
+    _cache_option(watch)
+    watch.add_argument("--debounce", type=float, default=0.4, metavar="SECONDS",
+                       help="wait this long after the last change before rendering (0.4)")
+    watch.add_argument("--json", action="store_true",
+                       help="print one JSON object per event on stdout (watching, started, "
+                            "rendered, cancelled, invalid, failed)")
+    watch.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep NAME.preview.mp4 refreshed during renders "
+                            "(default: on in a terminal)")
+    watch.add_argument("--device", default=None, metavar="DEVICE",
+                       help="torch device (default: cuda if available, else cpu)")
+    watch.set_defaults(force=False)
+
+    _cache_verbs(verbs)
+
     models = _verb(verbs, "models", _models, "list model profiles and whether their weights "
                                              "are here",
                    "List each model profile (framepack, framepack-f1, tiny) and, for each "
@@ -118,6 +151,10 @@ def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.
 def _shot_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shots", nargs="+", metavar="SHOT",
                         help="shot files (or CSVs of jobs with --template)")
+    _shot_settings(parser)
+
+
+def _shot_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_set_item,
                         help="override a var (repeatable); values read as YAML: --set steps=30")
     parser.add_argument("--template", metavar="T.yaml",
@@ -130,6 +167,62 @@ def _shot_options(parser: argparse.ArgumentParser) -> None:
 def _cache_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR",
                         help="cache folder (default: $FRAMEPACK_CACHE or the user cache folder)")
+
+
+def _cache_verbs(verbs: argparse._SubParsersAction) -> None:
+    from . import housekeeping
+
+    cache = _verb(verbs, "cache", lambda args: args.cache_parser.print_help() or EXIT_INVALID,
+                  "list, check and clean the render cache",
+                  "The cache holds every prompt encoding, image encoding, window and decoded "
+                  "segment, each in a folder named by the hash of its inputs. It may be shared "
+                  "by several processes (entries are written atomically under a lock per "
+                  "entry). Location: --cache, else $FRAMEPACK_CACHE, else the user cache folder.")
+    cache.set_defaults(cache_parser=cache)
+    actions = cache.add_subparsers(title="actions", metavar="ACTION")
+
+    ls = _verb(actions, "ls", housekeeping.ls, "entries and sizes by kind",
+               "Count the entries of each kind (prompt, image, window, frames, edit) with their "
+               "sizes and when they were last used, plus temporary files left by processes "
+               "that died.")
+    verify = _verb(actions, "verify", housekeeping.verify, "re-hash every entry",
+                   "Read every entry and check each file's size and SHA-256 against its "
+                   "manifest. Corrupt entries are listed (exit 1); --discard removes them, and "
+                   "the next render makes them again.")
+    verify.add_argument("--discard", action="store_true", help="remove corrupt entries")
+    gc = _verb(actions, "gc", housekeeping.gc, "remove entries no shot uses, or old ones",
+               "With PATHs (shot files or folders of them), remove every entry that no shot "
+               "there refers to; with --older-than, remove entries not used for that long; "
+               "with both, remove entries that are unused by those shots AND that old (so "
+               "recent work of shots elsewhere on a shared cache survives). Temporary files "
+               "of processes that died are removed too. A shot file that does not load stops "
+               "gc (nothing is removed) unless --skip-invalid.")
+    gc.add_argument("paths", nargs="*", metavar="PATH", help="shot files or folders of them")
+    _shot_settings(gc)
+    gc.add_argument("--older-than", metavar="AGE", type=_age,
+                    help="an age such as 45m, 12h, 30d or 2w (last use: the last read)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    gc.add_argument("--skip-invalid", action="store_true",
+                    help="go on when a shot file has errors (its entries may be removed)")
+    clear = _verb(actions, "clear", housekeeping.clear, "remove every entry",
+                  "Remove the whole cache. Asks first in a terminal; elsewhere needs --yes.")
+    clear.add_argument("--yes", action="store_true", help="do not ask")
+    for parser in (ls, verify, gc, clear):
+        _cache_option(parser)
+    for parser in (ls, verify, gc):
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _age(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        value, unit = float(text[:-1]), units[text[-1:].lower()]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an age; write a number and a unit: 45m, 12h, 30d or 2w") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("an age cannot be negative")
+    return value * unit
 
 
 def _set_item(text: str) -> str:
@@ -211,6 +304,45 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Renders:
+    """Renders shots for `render` and `watch`. A shot whose outputs are up to date is answered
+    from their sidecars without importing torch; the first real work starts a resident
+    Session (models load lazily inside it, each once per process)."""
+
+    def __init__(self, args: argparse.Namespace, observer: object):
+        from .cache import CacheStore
+
+        self.args = args
+        self.store = CacheStore(args.cache)
+        self.observer = observer
+        self.session = None
+
+    def __call__(self, shot: "Shot", cancel: object = None) -> "RenderResult":
+        from .plan import build_plan
+        from .render.events import up_to_date_result
+
+        plan = build_plan(shot)
+        if not self.args.force and (current := up_to_date_result(plan, self.store)) is not None:
+            return current
+        if self.session is None:
+            import torch
+
+            from .render.executor import Session
+
+            device = self.args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.session = Session(self.store, device)
+        preview = sys.stderr.isatty() if self.args.preview is None else self.args.preview
+        return self.session.render(plan, force=self.args.force, observer=self.observer,
+                                   preview=preview, cancel=cancel)
+
+
+def _result_line(result: "RenderResult") -> str:
+    if result.outputs_up_to_date:
+        return f"{result.shot}: up to date {', '.join(result.outputs)}"
+    return (f"  wrote {', '.join(result.outputs)} ({result.windows_rendered} sampled, "
+            f"{result.windows_cached} cached, {result.seconds['total']:.1f} s)")
+
+
 def _render(args: argparse.Namespace) -> int:
     import time
 
@@ -219,33 +351,20 @@ def _render(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     from rich.console import Console
 
-    from .cache import CacheStore
-    from .plan import build_plan
-    from .plan.keys import canonical, model_identity
     from .progress import RichObserver
-    from .render.executor import Renderer, RenderError
-    from .render.models import ModelError, ModelPool
+    from .render.events import ModelError, RenderError
 
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     console = Console(stderr=True, highlight=False)
-    store = CacheStore(args.cache)
-    pools: dict[str, ModelPool] = {}
     summaries = []
     started = time.perf_counter()
     status = EXIT_OK
     with RichObserver(console) as observer:
+        renders = _Renders(args, observer)
         for loaded in results:
             _print_diagnostics(loaded.warnings)
             for shot in loaded.shots:
-                identity = canonical(model_identity(shot.model))
-                pool = pools.setdefault(identity, ModelPool(shot.model, device=device))
-                preview = sys.stderr.isatty() if args.preview is None else args.preview
-                renderer = Renderer(pool, store, force=args.force, observer=observer,
-                                    preview=preview)
                 try:
-                    result = renderer.render(build_plan(shot))
+                    result = renders(shot)
                 except ModelError as error:
                     print(f"{shot.model.mark}: {error}", file=sys.stderr)
                     return EXIT_INVALID
@@ -254,10 +373,7 @@ def _render(args: argparse.Namespace) -> int:
                     status = EXIT_FAILED
                     continue
                 summaries.append(result)
-                verb = "up to date" if result.outputs_up_to_date else "wrote"
-                console.print(f"  {verb} {', '.join(result.outputs)} "
-                              f"({result.windows_rendered} sampled, {result.windows_cached} "
-                              f"cached, {result.seconds['total']:.1f} s)", soft_wrap=True)
+                console.print(_result_line(result), soft_wrap=True)
     if args.json:
         from dataclasses import asdict
 
@@ -266,9 +382,34 @@ def _render(args: argparse.Namespace) -> int:
                    "windows_cached": sum(s.windows_cached for s in summaries),
                    "outputs": [o for s in summaries for o in s.outputs],
                    "seconds": round(time.perf_counter() - started, 3),
-                   "cache": str(store.root), "ok": status == EXIT_OK}, sys.stdout, indent=2)
+                   "cache": str(renders.store.root), "ok": status == EXIT_OK}, sys.stdout,
+                  indent=2)
         print()
     return status
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .progress import RichObserver
+    from .watch import ConsoleReport, Watcher
+
+    console = Console(stderr=True, highlight=False)
+
+    def load_path(path: Path) -> Loaded:
+        return load(path, sets=args.set, template=args.template, output_root=args.output_root)
+
+    with RichObserver(console) as observer:
+        renders = _Renders(args, observer)
+        watcher = Watcher([Path(p) for p in args.paths], load_path, renders,
+                          ConsoleReport(console, json_lines=args.json, line=_result_line),
+                          debounce=args.debounce, csv=args.template is not None)
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            console.print("stopped watching")
+            return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 def _models(args: argparse.Namespace) -> int:

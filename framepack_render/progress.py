@@ -7,7 +7,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from .plan import Plan, WindowNode
-from .render.executor import Observer
+from .render.events import Observer
 
 
 class RichObserver(Observer):
@@ -20,6 +20,7 @@ class RichObserver(Observer):
         self.windows = None
         self.steps = None
         self.plan: Plan | None = None
+        self.waited: set[str] = set()
 
     def __enter__(self) -> "RichObserver":
         self.progress.start()
@@ -33,7 +34,9 @@ class RichObserver(Observer):
         for task in list(self.progress.task_ids):
             self.progress.remove_task(task)
         self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
-                           f"{to_sample} to sample, {len(plan.windows) - to_sample} cached", soft_wrap=True)
+                           f"{to_sample} to sample, {len(plan.windows) - to_sample} cached",
+                           soft_wrap=True)
+        self.waited: set[str] = set()
         # Nothing to sample shows as one finished step rather than an empty bar.
         self.windows = self.progress.add_task("windows", total=max(to_sample, 1),
                                               completed=0 if to_sample else 1)
@@ -64,3 +67,11 @@ class RichObserver(Observer):
             self.progress.remove_task(self.steps)
             self.steps = None
         self.console.print(f"  {name}…")
+
+    def waiting(self, kind: str, key: str) -> None:
+        if key in self.waited:
+            return
+        self.waited.add(key)
+        names = {w.key: f"window {w.index + 1}" for w in self.plan.windows} if self.plan else {}
+        what = names.get(key, "the outputs" if kind == "output" else f"a {kind} entry")
+        self.console.print(f"  waiting for another process making {what}…")

@@ -6,7 +6,9 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from framepack_render.cli import main
 
@@ -32,3 +34,40 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """The tiny model, shared by a module's tests (built once, loaded lazily)."""
+    from framepack_render.render.models import ModelPool
+    from framepack_render.spec.errors import Mark
+    from framepack_render.spec.model import ModelSpec
+
+    return ModelPool(ModelSpec("tiny", Mark("test")), "cpu")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "images").mkdir()
+    for name in ("start", "middle", "end"):
+        Image.open(QUICKSTART / "images" / f"{name}.png").resize((SIZE, SIZE)).save(
+            tmp_path / "images" / f"{name}.png")
+    return tmp_path
+
+
+def shot_text(**extra: str) -> str:
+    lines = {"model": "tiny", "image": "images/start.png", "output": "out/", "size":
+             f"{SIZE}x{SIZE}", "steps": "3", "seed": "7"}
+    lines.update(extra)
+    body = "".join(f"{k}: {v}\n" for k, v in lines.items())
+    if "sections" not in extra and "prompt" not in extra:
+        body += ("sections:\n  - {prompt: a red ball rolls, duration: 2.4s}\n"
+                 "  - {prompt: the ball stops, duration: 1.2s}\n")
+    return body
+
+
+def png_frames(folder: Path) -> np.ndarray:
+    return np.stack([np.array(Image.open(p)) for p in sorted(folder.glob("*.png"))])

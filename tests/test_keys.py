@@ -15,7 +15,7 @@ import pytest
 from framepack_render.plan import build_plan
 from framepack_render.spec import load
 
-from .conftest import REPO, write
+from .conftest import write
 
 SHOT = """
 model: tiny

@@ -2,7 +2,12 @@
 
 Layout: ``ROOT/KIND/KEY[:2]/KEY/`` holding the entry's files and ``manifest.json`` with each
 file's size and SHA-256. An entry is written in a temporary folder beside its final place and
-renamed into it, so readers see a whole entry or none; ``verify`` re-hashes the files.
+renamed into it, so readers see a whole entry or none; ``verify`` re-hashes the files. Reading
+an entry touches its manifest, whose mtime is the entry's last use (``cache gc --older-than``).
+
+Several processes (and machines sharing the folder) may use one cache: ``lock(kind, key)`` is an
+OS file lock per entry under ``ROOT/.locks/``, held while an entry is made, so no two processes
+make the same entry; the OS releases it when a process dies, even by kill -9.
 Pure Python: the planner asks it what is cached without loading any model.
 """
 
@@ -13,10 +18,26 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock
 
 MANIFEST = "manifest.json"
 ENV_VAR = "FRAMEPACK_CACHE"
+LOCKS = ".locks"
+STALE_SECONDS = 3600  # a temporary folder this old belongs to a process that died
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    key: str
+    path: Path
+    size: int  # bytes, manifest included
+    used: float  # last use (the manifest's mtime), seconds since the epoch
 
 
 def default_cache_dir() -> Path:
@@ -76,6 +97,10 @@ class CacheStore:
         if manifest.get("key") != key or len(data) != meta["size"] or \
                 hashlib.sha256(data).hexdigest() != meta["sha256"]:
             return None
+        try:
+            os.utime(folder / MANIFEST)  # last use, for `cache gc --older-than`
+        except OSError:
+            pass  # a read-only cache is still readable
         return data
 
     def verify(self, kind: str, key: str) -> bool:
@@ -98,3 +123,83 @@ class CacheStore:
         except OSError:
             return
         shutil.rmtree(doomed, ignore_errors=True)
+
+    # ------------------------------------------------------------ sharing
+
+    def lock_path(self, kind: str, key: str) -> Path:
+        return self.root / LOCKS / kind / key[:2] / f"{key}.lock"
+
+    def lock(self, kind: str, key: str) -> FileLock:
+        """The entry's lock; hold it while making the entry (``with store.lock(k, key):``)."""
+        path = self.lock_path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def entries(self, kinds: tuple[str, ...] | None = None) -> Iterator[Entry]:
+        """Every committed entry (temporary and lock files are not entries)."""
+        if not self.root.is_dir():
+            return
+        for kind_dir in sorted(self.root.iterdir()):
+            if kind_dir.name.startswith(".") or not kind_dir.is_dir():
+                continue
+            if kinds is not None and kind_dir.name not in kinds:
+                continue
+            for folder in sorted(kind_dir.glob("*/*")):
+                manifest = folder / MANIFEST
+                if folder.name.startswith(".") or not manifest.is_file():
+                    continue
+                try:
+                    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+                    used = manifest.stat().st_mtime
+                except OSError:  # removed while we looked
+                    continue
+                yield Entry(kind_dir.name, folder.name, folder, size, used)
+
+    def leftovers(self, older_than: float = STALE_SECONDS) -> list[Path]:
+        """Temporary folders of writers that died (kill -9, power loss) and idle lock files."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        found = []
+        for path in self.root.glob("*/*/.*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    found.append(path)
+            except OSError:
+                continue
+        for path in (self.root / LOCKS).glob("*/*/*.lock"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    found.append(path)
+            except OSError:
+                continue
+        return found
+
+    def remove(self, path: Path) -> None:
+        """Remove a leftover, or an entry folder (renamed aside first, like ``discard``)."""
+        if path.is_dir():
+            if path.name.startswith("."):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                self.discard(path.parent.parent.name, path.name)
+        else:
+            lock = FileLock(path)
+            try:  # never pull a lock file from under a process holding it
+                lock.acquire(timeout=0)
+            except Exception:
+                return
+            try:
+                path.unlink(missing_ok=True)
+            finally:
+                lock.release()
+
+    def clear(self) -> None:
+        """Remove everything; entries first, so a reader never sees a half-removed entry."""
+        for entry in list(self.entries()):
+            self.discard(entry.kind, entry.key)
+        if self.root.is_dir():
+            for child in self.root.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)

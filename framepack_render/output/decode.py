@@ -12,50 +12,12 @@ re-render decodes only around the windows that changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class Chunk:
-    start: int  # latent index range [start, stop) in [start latent, windows...]
-    stop: int
-
-    @property
-    def frames(self) -> int:
-        return 4 * (self.stop - self.start) - 3
-
-
-def overlap_frames(window: int) -> int:
-    return 4 * window - 3
-
-
-def chunks(count: int, window: int, sampling: str) -> list[Chunk]:
-    """The decode slices in time order for ``count`` windows of ``window`` latents."""
-    def span(first_window: int, windows: int) -> Chunk:
-        return Chunk(1 + first_window * window, 1 + (first_window + windows) * window)
-
-    if count == 1:
-        return [Chunk(0, 1 + window)]
-    if sampling == "forward":  # decoded as generated: each new window with the one before it
-        return [Chunk(0, 1 + window)] + [span(k - 1, 2) for k in range(1, count)]
-    # Inverted orders: the start latent with the first two windows, then pairs, then the last.
-    return [Chunk(0, 1 + 2 * window)] + [span(j, 2) for j in range(1, count - 1)] + \
-        [span(count - 1, 1)]
-
-
-def segment_bounds(chunk_list: list[Chunk], window: int) -> list[tuple[int, int]]:
-    """For each chunk, the frame range [a, b) of its own frames that its segment emits."""
-    overlap = overlap_frames(window)
-    bounds = []
-    for i, chunk in enumerate(chunk_list):
-        first = overlap if i > 0 else 0
-        last = chunk.frames - overlap if i < len(chunk_list) - 1 else chunk.frames
-        bounds.append((first, last))
-    return bounds
+from ..plan.entries import Chunk, overlap_frames, segment_bounds
 
 
 @torch.no_grad()

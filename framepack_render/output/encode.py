@@ -47,6 +47,8 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Interpolation
 from PIL import Image
 
+from .record import FRAME_FORMATS, FRAMES_JSON, sidecar_path  # open_sink writes FRAME_FORMATS
+
 __all__ = [
     "FRAME_FORMATS",
     "FrameSink",
@@ -56,11 +58,6 @@ __all__ = [
     "write_sidecar",
 ]
 
-FRAME_FORMATS = ("mp4", "webm", "gif", "mov", "frames")
-"""Formats ``open_sink`` writes; ``safetensors`` (latents) is written elsewhere."""
-
-SIDECAR_FORMATS = (*FRAME_FORMATS, "safetensors")
-FRAMES_JSON = "render.json"
 FRAME_NAME = "{:06d}.png"
 
 # GIF delays are whole centiseconds and browsers replace delays under 2 cs with 10 cs, so a GIF
@@ -556,18 +553,6 @@ def _check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------
 # sidecars
-
-
-def sidecar_path(path: Path, format: str) -> Path:
-    """Where the JSON sidecar of an output goes: ``<file>.json`` for files (so cat.mp4 and
-    cat.gif never collide), ``<folder>/render.json`` for a frames folder."""
-    if format not in SIDECAR_FORMATS:
-        raise ValueError(f"unknown output format {format!r}; "
-                         f"expected one of {', '.join(SIDECAR_FORMATS)}")
-    path = Path(path)
-    if format == "frames":
-        return path / FRAMES_JSON
-    return path.with_name(path.name + ".json")
 
 
 def _json_default(value: Any) -> Any:

@@ -1,8 +1,7 @@
 """Write a shot's outputs: every video format at once from one pass over the segments.
 
 Each output goes to a temporary file renamed into place, with the shot's prompts, seeds, model
-and cache keys in the container's metadata and a sidecar JSON. An output whose sidecar records
-the same segments and settings is already up to date and is not written again.
+and cache keys in the container's metadata and a sidecar JSON (see ``record``).
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .. import __version__
 from ..plan import Plan
-from ..plan.keys import content_key
-from .encode import open_sink, sidecar_path, write_sidecar
+from .encode import open_sink, write_sidecar
+from .record import record, sidecar_path
 from .post import Processor, pingpong
 
 Segments = Iterator[tuple[str, np.ndarray]]
@@ -31,47 +29,8 @@ class OutputWriter:
         self.shot = plan.shot
         self.segment_keys = segment_keys
 
-    def fingerprint(self, fmt: str) -> str:
-        post = self.shot.post
-        return content_key("output", {
-            "segments": self.segment_keys, "format": fmt, "fps": self.shot.fps,
-            "post": [post.color_match, post.loop, post.interpolate, post.crf],
-            "windows": [w.key for w in self.plan.windows], "version": __version__})
-
     def record(self, fmt: str) -> dict:
-        shot = self.shot
-        return {
-            "framepack_render": __version__,
-            "shot": str(shot.source),
-            "label": shot.label,
-            "model": shot.model.profile,
-            "size": list(shot.size),
-            "fps": shot.fps * shot.post.interpolate,
-            "frames": self.plan.total_frames,
-            "sampling": shot.sampling,
-            "sampler": shot.sampler,
-            "noise": shot.noise,
-            "seed": shot.seed,
-            "vars": {k: v for k, v in shot.vars.items()},
-            "sections": [{"prompt": s.prompt, "seed": s.sampling.seed, "steps": s.sampling.steps,
-                          "guidance": s.sampling.guidance, "cfg": s.sampling.cfg}
-                         for s in shot.sections],
-            "windows": [w.key for w in self.plan.windows],
-            "segments": self.segment_keys,
-            "fingerprint": self.fingerprint(fmt),
-        }
-
-    def up_to_date(self) -> bool:
-        for output in self.shot.outputs:
-            sidecar = sidecar_path(output.path, output.format)
-            try:
-                recorded = json.loads(sidecar.read_text())
-            except (OSError, ValueError):
-                return False
-            if recorded.get("fingerprint") != self.fingerprint(output.format) or \
-                    not output.path.exists():
-                return False
-        return True
+        return record(self.plan, self.segment_keys, fmt)
 
     def write(self, segments: Segments, reload: Callable[[str], np.ndarray],
               latents: Callable[[], torch.Tensor]) -> list[Path]:

@@ -80,6 +80,10 @@ class Plan:
         per = frames_per_window(self.shot.window)
         return 1 + per * node.index, 1 + per * (node.index + 1)
 
+    @property
+    def edit_keys(self) -> dict[str, str]:
+        return {e.edit.name: e.key for e in self.edits}
+
     def keys(self) -> dict[str, str]:
         """Every node's key by a readable name: 'window 3', 'edit outfit'."""
         found = {f"edit {e.edit.name}": e.key for e in self.edits}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..plan.keys import content_key
+from ..plan.entries import prompt_key
 from .tensors import TensorCache
 
 
@@ -55,32 +55,24 @@ def load_pixels(path: Path, width: int, height: int) -> torch.Tensor:
 
 
 class Conditioner:
-    """Encodes prompts and images through a model pool, caching every result."""
+    """Encodes prompts and images through a model pool, caching every result (keys from
+    ``plan.entries``). A component loads only when an encoding is missing."""
 
     def __init__(self, pool: Any, cache: TensorCache, model_identity: dict[str, Any]):
         self.pool = pool
         self.cache = cache
         self.model = model_identity
-        self._texts: dict[str, TextEmbeds] = {}
 
     # ------------------------------------------------------------ text
 
     def text(self, prompt: str) -> TextEmbeds:
-        if prompt in self._texts:
-            return self._texts[prompt]
-        template = self.pool.prompt_template
-        key = content_key("prompt", {"model": self.model, "prompt": prompt,
-                                     "template": template})
-        tensors = self.cache.load("prompt", key)
-        if tensors is None:
-            tensors = self._encode_text(prompt, template)
-            self.cache.save("prompt", key, tensors)
-        embeds = TextEmbeds(tensors["hidden"], tensors["mask"], tensors["pooled"])
-        self._texts[prompt] = embeds
-        return embeds
+        tensors, _ = self.cache.obtain("prompt", prompt_key(self.model, prompt),
+                                       lambda: self._encode_text(prompt))
+        return TextEmbeds(tensors["hidden"], tensors["mask"], tensors["pooled"])
 
     @torch.no_grad()
-    def _encode_text(self, prompt: str, template: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def _encode_text(self, prompt: str) -> dict[str, torch.Tensor]:
+        template = self.pool.prompt_template
         tokenizer, encoder = self.pool.tokenizer, self.pool.text_encoder
         crop = int(template["crop_start"])
         tokens = tokenizer([template["template"].format(prompt)], max_length=256 + crop,
@@ -100,24 +92,16 @@ class Conditioner:
 
     # ------------------------------------------------------------ images
 
-    def image(self, identity: dict[str, Any], path: Path, size: tuple[int, int],
-              generator: torch.Generator | None = None, draw: int | None = None) -> ImageEmbeds:
+    def image(self, key: str, path: Path, size: tuple[int, int],
+              generator: torch.Generator | None = None) -> ImageEmbeds:
         """An image's clean latent and SigLIP embedding. With ``generator`` the latent is
-        sampled from the VAE's distribution (``draw`` names which draw, for the key); without,
-        it is the distribution's mode, so the encoding is a pure function of the image."""
-        key = self.image_key(identity, size, draw)
-        tensors = self.cache.load("image", key)
-        if tensors is None:
-            tensors = self._encode_image(load_pixels(path, *size), generator)
-            self.cache.save("image", key, tensors)
-        elif generator is not None:  # keep the shared generator where the pipeline has it
+        sampled from the VAE's distribution (the key names which draw); without, it is the
+        distribution's mode, so the encoding is a pure function of the image."""
+        tensors, cached = self.cache.obtain(
+            "image", key, lambda: self._encode_image(load_pixels(path, *size), generator))
+        if cached and generator is not None:  # keep the shared generator where the pipeline has it
             torch.randn(tensors["latent"].shape, generator=generator, dtype=torch.float32)
         return ImageEmbeds(tensors["latent"], tensors["siglip"])
-
-    def image_key(self, identity: dict[str, Any], size: tuple[int, int], draw: int | None
-                  ) -> str:
-        return content_key("image", {"model": self.model, "image": identity, "size": list(size),
-                                     "draw": draw})
 
     @torch.no_grad()
     def _encode_image(self, pixels: torch.Tensor, generator: torch.Generator | None

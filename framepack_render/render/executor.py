@@ -2,70 +2,70 @@
 
 Every window, prompt encoding, image encoding and decoded segment is a cache entry, written
 atomically as soon as it exists: an interrupted render loses at most the window in flight.
-Models are touched only for work the cache cannot answer, so an unchanged shot loads none.
+Components load only for work the cache cannot answer (text encoders for a new prompt, the VAE
+and image encoder for a new image, the transformer for a window, the VAE for frames), so an
+unchanged shot loads none. A ``Session`` keeps models and encodings resident across renders.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..cache import CacheStore
-from ..output.decode import Chunk, chunks, decode_latents, stream_segments, to_uint8
+from ..output.decode import decode_latents, stream_segments, to_uint8
 from ..output.preview import Preview, preview_path
+from ..output.record import up_to_date
 from ..output.write import OutputWriter
 from ..plan import Plan, WindowNode
-from ..plan.keys import content_key, image_identity, model_identity
-from ..spec.model import ImageRef
+from ..plan.entries import Chunk, chunks, image_draw, image_key, segment_keys
+from ..plan.keys import canonical, content_key, model_identity
+from ..spec.model import ImageRef, ModelSpec
 from .conditioning import Conditioner, ImageEmbeds, TextEmbeds
+from .events import Cancel, Observer, RenderError, RenderResult, up_to_date_result
 from .memory import release_large_buffers
-from .tensors import TensorCache
+from .models import ModelPool
+from .tensors import Memo, TensorCache
 from .window import HISTORY, WindowJob, forward_context, inverted_context, sample_window
 
 
-class RenderError(Exception):
-    """A render that cannot proceed, as one line for the user (exit status 1)."""
+class Session:
+    """What stays resident between renders in one process (several shots, a watch): a model
+    pool per model identity, each component loaded once, and the encodings shared by all."""
 
+    def __init__(self, store: CacheStore, device: str | torch.device = "cpu"):
+        self.store = store
+        self.device = device
+        self.pools: dict[str, ModelPool] = {}
+        self.memo = Memo()
 
-class Observer:
-    """Progress callbacks; the default does nothing. The CLI draws Rich progress from these."""
+    def pool(self, model: ModelSpec) -> ModelPool:
+        identity = canonical(model_identity(model))
+        if identity not in self.pools:
+            self.pools[identity] = ModelPool(model, device=self.device)
+        return self.pools[identity]
 
-    def shot_started(self, plan: Plan, to_sample: int) -> None: ...
-    def window_started(self, node: WindowNode, steps: int) -> None: ...
-    def step(self, node: WindowNode, index: int) -> None: ...
-    def window_done(self, node: WindowNode, cached: bool, seconds: float) -> None: ...
-    def phase(self, name: str) -> None: ...
-
-
-@dataclass
-class RenderResult:
-    shot: str
-    outputs: list[str]
-    windows_rendered: int = 0
-    windows_cached: int = 0
-    segments_decoded: int = 0
-    segments_cached: int = 0
-    outputs_written: int = 0
-    outputs_up_to_date: int = 0
-    corrupt_entries: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-    keys: list[str] = field(default_factory=list)
+    def render(self, plan: Plan, *, force: bool = False, observer: Observer | None = None,
+               preview: bool = False, cancel: Cancel | None = None) -> RenderResult:
+        return Renderer(self.pool(plan.shot.model), self.store, force=force, observer=observer,
+                        preview=preview, memo=None if force else self.memo,
+                        cancel=cancel).render(plan)
 
 
 class Renderer:
     def __init__(self, pool: Any, store: CacheStore, *, force: bool = False,
-                 observer: Observer | None = None, preview: bool = False):
+                 observer: Observer | None = None, preview: bool = False,
+                 memo: Memo | None = None, cancel: Cancel | None = None):
         self.pool = pool
         self.store = store
         self.force = force
         self.preview = preview
         self.observer = observer or Observer()
+        self.memo = memo
+        self.cancel = cancel or Cancel()
         release_large_buffers()
 
     def render(self, plan: Plan) -> RenderResult:
@@ -74,47 +74,58 @@ class Renderer:
             raise RenderError(f"{shot.label}: one-frame edits are not rendered by this version "
                               "yet; remove `edits` (and {edit: ...} images) to render")
         started = time.perf_counter()
-        run = _Run(plan, self.pool, TensorCache(self.store, read=not self.force), self.observer)
-        if self.preview and shot.outputs:
-            run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)
+        if not self.force and (current := up_to_date_result(plan, self.store)) is not None:
+            return current
+        keys = segment_keys(plan)
         result = RenderResult(shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
                               keys=[w.key for w in plan.windows])
+        cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait)
+        run = _Run(plan, keys, self.pool, cache, self.observer, self.cancel)
+        if self.preview and shot.outputs:
+            run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)
+        loaded_before = self.pool.loaded
         try:
-            self._render(run, result, started)
+            run.sample_windows(result, latents_needed=run.needs_latents())
+            result.seconds["sampling"] = time.perf_counter() - started
+            encode_start = time.perf_counter()
+            # One writer per output set: a process rendering the same shot meanwhile finds
+            # the outputs up to date once it gets the lock, instead of writing them again.
+            outputs = content_key("outputs", {"paths": sorted(str(o.path) for o in shot.outputs)})
+            with cache.locked("output", outputs):
+                if not self.force and up_to_date(plan, keys):
+                    result.outputs_up_to_date = len(shot.outputs)
+                else:
+                    self.observer.phase("decode")
+                    OutputWriter(plan, keys).write(run.segments(result), run.reload_segment,
+                                                   run.all_latents)
+                    result.outputs_written = len(shot.outputs)
+            result.seconds["decode_and_encode"] = time.perf_counter() - encode_start
         finally:
             if run.preview is not None:
                 run.preview.close()
-        result.corrupt_entries = len(run.cache.corrupt)
+            result.components_loaded = sorted(self.pool.loaded - loaded_before)
+        result.corrupt_entries = len(cache.corrupt)
         result.seconds["total"] = time.perf_counter() - started
         return result
 
-    def _render(self, run: "_Run", result: RenderResult, started: float) -> None:
-        plan, shot = run.plan, run.shot
-        writer = OutputWriter(plan, run.segment_keys)
-        current = writer.up_to_date() and not self.force
-        run.sample_windows(result, latents_needed=not current and run.needs_latents(writer))
-        result.seconds["sampling"] = time.perf_counter() - started
-        if current:
-            result.outputs_up_to_date = len(shot.outputs)
-        else:
-            self.observer.phase("decode")
-            encode_start = time.perf_counter()
-            writer.write(run.segments(result), run.reload_segment, run.all_latents)
-            result.outputs_written = len(shot.outputs)
-            result.seconds["decode_and_encode"] = time.perf_counter() - encode_start
+    def _wait(self, kind: str, key: str) -> None:
+        self.cancel.check()
+        self.observer.waiting(kind, key)
 
 
 class _Run:
     """The state of one shot's render: conditioning, window latents and decode."""
 
-    def __init__(self, plan: Plan, pool: Any, cache: TensorCache, observer: Observer):
+    def __init__(self, plan: Plan, segment_keys: list[str], pool: Any, cache: TensorCache,
+                 observer: Observer, cancel: Cancel):
         self.plan = plan
         self.shot = plan.shot
+        self.segment_keys = segment_keys
         self.pool = pool
         self.cache = cache
         self.observer = observer
-        self.model = model_identity(self.shot.model)
-        self.conditioner = Conditioner(pool, cache, self.model)
+        self.cancel = cancel
+        self.conditioner = Conditioner(pool, cache, model_identity(self.shot.model))
         self.latents: dict[int, torch.Tensor] = {}
         self.images: dict[str, ImageEmbeds] = {}
         self.generator: torch.Generator | None = None
@@ -124,31 +135,21 @@ class _Run:
 
     def image(self, ref: ImageRef) -> ImageEmbeds:
         assert ref.info is not None  # edits are refused before this point
-        identity = image_identity(ref, {})
-        name = identity["sha256"]
-        if name not in self.images:
-            draw = None
-            if self.generator is not None and ref is self.shot.image:
-                draw = 0
-            elif self.generator is not None and ref is self.shot.end_image:
-                draw = 1
-            self.images[name] = self.conditioner.image(
-                identity, ref.info.path, self.shot.size,
-                generator=self.generator if draw is not None else None, draw=draw)
-        return self.images[name]
-
-    def start_key(self) -> str:
-        ref = self.shot.image
-        draw = 0 if self.shot.noise == "sequential" else None
-        return self.conditioner.image_key(image_identity(ref, {}), self.shot.size, draw)
+        key = image_key(self.shot, ref, self.plan.edit_keys)
+        if key not in self.images:  # once per render: a sequential draw must happen once
+            draw = image_draw(self.shot, ref)
+            self.images[key] = self.conditioner.image(
+                key, ref.info.path, self.shot.size,
+                generator=self.generator if draw is not None else None)
+        return self.images[key]
 
     # ------------------------------------------------------------ windows
 
-    def needs_latents(self, writer: OutputWriter) -> bool:
+    def needs_latents(self) -> bool:
         """Whether writing the outputs reads window latents (not only cached segments)."""
         if any(o.format == "safetensors" for o in self.shot.outputs):
             return True
-        return not all(self.cache.has("frames", key) for key in writer.segment_keys)
+        return not all(self.cache.has("frames", key) for key in self.segment_keys)
 
     def sample_windows(self, result: RenderResult, latents_needed: bool) -> None:
         """Sample what the cache lacks. When later steps read latents, every cached window is
@@ -170,22 +171,25 @@ class _Run:
             if self.shot.end_image is not None:
                 self.image(self.shot.end_image)
         for node in order:
+            self.cancel.check()
             noise = self._noise(node) if self.generator is not None else None
-            stored = self.cache.load("window", node.key)
-            if stored is not None:
-                self.latents[node.index] = stored["latents"]
-                result.windows_cached += 1
-                self.observer.window_done(node, True, 0.0)
-                continue
             began = time.perf_counter()
-            self.observer.window_started(node, node.sampling.steps)
-            latents = self._sample(node, noise if noise is not None else self._noise(node))
-            self.cache.save("window", node.key, {"latents": latents})
-            self.latents[node.index] = latents
-            result.windows_rendered += 1
-            self.observer.window_done(node, False, time.perf_counter() - began)
-            if self.preview is not None:
-                self.preview.add(node.index, to_uint8(decode_latents(self.pool.vae, latents)))
+            stored, cached = self.cache.obtain("window", node.key,
+                                               lambda: self._make_window(node, noise))
+            self.latents[node.index] = stored["latents"]
+            if cached:
+                result.windows_cached += 1
+            else:
+                result.windows_rendered += 1
+            self.observer.window_done(node, cached, time.perf_counter() - began)
+            if not cached and self.preview is not None:
+                self.preview.add(node.index, to_uint8(decode_latents(self.pool.vae,
+                                                                      stored["latents"])))
+
+    def _make_window(self, node: WindowNode, noise: torch.Tensor | None
+                     ) -> dict[str, torch.Tensor]:
+        self.observer.window_started(node, node.sampling.steps)
+        return {"latents": self._sample(node, noise if noise is not None else self._noise(node))}
 
     def _noise(self, node: WindowNode) -> torch.Tensor:
         width, height = self.shot.size
@@ -202,8 +206,12 @@ class _Run:
             negative=self.conditioner.text(settings.negative_prompt) if settings.cfg > 1 else None,
             image=prefix, steps=settings.steps, guidance=settings.guidance, cfg=settings.cfg,
             mu=node.shift.mu, sigma=node.shift.sigma, sampler=self.shot.sampler)
-        return sample_window(self.pool.transformer, job,
-                             on_step=lambda i: self.observer.step(node, i))
+
+        def on_step(i: int) -> None:
+            self.cancel.check()
+            self.observer.step(node, i)
+
+        return sample_window(self.pool.transformer, job, on_step=on_step)
 
     def _text(self, node: WindowNode) -> TextEmbeds:
         slot = node.slot
@@ -244,31 +252,6 @@ class _Run:
 
     # ------------------------------------------------------------ decode
 
-    def _chunks(self) -> list[Chunk]:
-        return chunks(len(self.plan.windows), self.shot.window, self.shot.sampling)
-
-    def _chunk_key(self, chunk: Chunk) -> str:
-        window = self.shot.window
-        ids = []
-        for position in range(chunk.start, chunk.stop):
-            if position == 0:
-                ids.append(self.start_key())
-            else:
-                ids.append(f"{self.plan.windows[(position - 1) // window].key}/"
-                           f"{(position - 1) % window}")
-        return content_key("chunk", {"model": self.model, "latents": ids})
-
-    @cached_property
-    def segment_keys(self) -> list[str]:
-        keys = []
-        chunk_list = self._chunks()
-        chunk_keys = [self._chunk_key(c) for c in chunk_list]
-        for i, key in enumerate(chunk_keys):
-            keys.append(content_key("frames", {
-                "previous": chunk_keys[i - 1] if i else None, "chunk": key,
-                "last": i == len(chunk_keys) - 1, "window": self.shot.window}))
-        return keys
-
     def _decode(self, chunk: Chunk) -> torch.Tensor:
         self.pool.check(("vae",))
         latents = self.all_latents_range(chunk.start, chunk.stop)
@@ -301,9 +284,11 @@ class _Run:
             stored = self.cache.load("frames", keys[i])
             return stored["frames"].numpy() if stored is not None else None
 
+        chunk_list = chunks(len(self.plan.windows), self.shot.window, self.shot.sampling)
         for i, frames, cached in stream_segments(
-                self._chunks(), self.shot.window, self._decode,
+                chunk_list, self.shot.window, self._decode,
                 lambda i: self.cache.has("frames", keys[i]), load):
+            self.cancel.check()
             if cached:
                 result.segments_cached += 1
             else:

@@ -36,6 +36,7 @@ import torch
 from ..profiles import PROFILES
 from ..spec.errors import Mark, suggest
 from ..spec.model import ModelSpec
+from .events import ModelError
 
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
               "image_encoder", "feature_extractor", "vae")
@@ -63,13 +64,6 @@ FRAMEPACK_TRANSFORMER_CONFIG: dict[str, Any] = dict(
 
 
 # --- errors -------------------------------------------------------------------------------------
-
-
-class ModelError(Exception):
-    """A model could not be loaded. ``str()`` is one line, meant for the user."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
 
 
 class MissingWeights(ModelError):

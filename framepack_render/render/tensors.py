@@ -1,10 +1,15 @@
 """Tensors in the content-addressed cache: safetensors entries, verified on every read.
 
 A missing or corrupt entry reads as None, and a corrupt one is removed, so the caller
-re-renders it; nothing unverified is ever used.
+re-renders it; nothing unverified is ever used. ``obtain`` makes a missing entry under the
+entry's lock, so processes sharing a cache never make one twice. Encodings (prompts, images)
+are also kept in memory, shared by every shot a process renders.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
 
 import torch
 from safetensors.torch import load, save
@@ -12,27 +17,115 @@ from safetensors.torch import load, save
 from ..cache import CacheStore
 
 FILE = "tensors.safetensors"
+Tensors = dict[str, torch.Tensor]
+
+
+class Memo:
+    """Recently used entries in memory, least recently used dropped beyond ``budget`` bytes."""
+
+    def __init__(self, budget: int = 1 << 30):
+        self.budget = budget
+        self.size = 0
+        self._items: OrderedDict[tuple[str, str], Tensors] = OrderedDict()
+
+    def get(self, kind: str, key: str) -> Tensors | None:
+        item = self._items.get((kind, key))
+        if item is not None:
+            self._items.move_to_end((kind, key))
+        return item
+
+    def put(self, kind: str, key: str, tensors: Tensors) -> None:
+        if (kind, key) in self._items:
+            return
+        self._items[(kind, key)] = tensors
+        self.size += _nbytes(tensors)
+        while self.size > self.budget and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= _nbytes(dropped)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _nbytes(tensors: Tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 class TensorCache:
-    def __init__(self, store: CacheStore, *, read: bool = True):
+    """``wait`` is called while another process holds an entry's lock (every ~0.2 s); it may
+    raise to give up (a cancelled render)."""
+
+    MEMO_KINDS = ("prompt", "image")
+
+    def __init__(self, store: CacheStore, *, read: bool = True, memo: Memo | None = None,
+                 wait: Callable[[str, str], None] | None = None):
         self.store = store
         self.read = read  # False with --force: render everything again, overwriting entries
+        self.memo = memo if memo is not None else Memo()
+        self.wait = wait
         self.corrupt: list[tuple[str, str]] = []
 
     def has(self, kind: str, key: str) -> bool:
-        return self.read and self.store.has(kind, key)
+        return self.read and (self.memo.get(kind, key) is not None or self.store.has(kind, key))
 
-    def load(self, kind: str, key: str) -> dict[str, torch.Tensor] | None:
+    def load(self, kind: str, key: str) -> Tensors | None:
+        if kind in self.MEMO_KINDS and (item := self.memo.get(kind, key)) is not None:
+            return item
         if not self.has(kind, key):
             return None
         data = self.store.read(kind, key, FILE)
         if data is None:
-            self.corrupt.append((kind, key))
-            self.store.discard(kind, key)
-            return None
-        return load(data)
+            with self.locked(kind, key):
+                data = self.store.read(kind, key, FILE)  # replaced meanwhile by its maker?
+                if data is None:
+                    self.corrupt.append((kind, key))
+                    self.store.discard(kind, key)
+                    return None
+        tensors = load(data)
+        if kind in self.MEMO_KINDS:
+            self.memo.put(kind, key, tensors)
+        return tensors
 
-    def save(self, kind: str, key: str, tensors: dict[str, torch.Tensor]) -> None:
+    def save(self, kind: str, key: str, tensors: Tensors) -> None:
         data = save({name: t.contiguous() for name, t in tensors.items()})
-        self.store.put(kind, key, {FILE: data}, replace=True)
+        # Without --force an existing entry is someone else's identical one: keep it, never
+        # pull it from under a reader. Corrupt entries were discarded when they were read.
+        self.store.put(kind, key, {FILE: data}, replace=not self.read)
+        if kind in self.MEMO_KINDS:
+            self.memo.put(kind, key, tensors)
+
+    def obtain(self, kind: str, key: str, make: Callable[[], Tensors]) -> tuple[Tensors, bool]:
+        """The entry, made by ``make`` and saved if missing; True when it was already there
+        (possibly made by another process while this one waited for the lock)."""
+        found = self.load(kind, key)
+        if found is not None:
+            return found, True
+        with self.locked(kind, key):
+            found = self.load(kind, key)
+            if found is not None:
+                return found, True
+            made = make()
+            self.save(kind, key, made)
+            return made, False
+
+    def locked(self, kind: str, key: str) -> "_Held":
+        """Hold the entry's lock (``with cache.locked(kind, key):``), waiting as needed."""
+        lock = self.store.lock(kind, key)
+        while True:
+            try:
+                lock.acquire(timeout=0.2)
+                return _Held(lock)
+            except TimeoutError:  # filelock's Timeout is a TimeoutError
+                if self.wait is not None:
+                    self.wait(kind, key)
+
+
+class _Held:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()

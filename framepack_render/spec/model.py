@@ -167,3 +167,17 @@ class Shot:
     post: Post
     experimental: Experimental
     row: Mark | None = None  # the CSV row this shot came from
+    files: tuple[Path, ...] = ()  # the shot (or CSV) file and every template it extends
+
+    def images(self) -> list[ImageRef]:
+        """Every image field that names a file (edit results excluded)."""
+        refs = [self.image, self.end_image, *(s.image for s in self.sections)]
+        for edit in self.edits:
+            refs += [edit.image, *(c.image for c in edit.controls),
+                     *(c.mask for c in edit.controls)]
+        return [r for r in refs if r is not None and r.info is not None]
+
+    def dependencies(self) -> set[Path]:
+        """The files whose change can change this shot's render (what `watch` watches)."""
+        return {*self.files, *(ref.info.path.resolve() for ref in self.images()
+                               if ref.info is not None)}

@@ -130,6 +130,7 @@ class _Checker:
             post=self._post(),
             experimental=self._experimental(),
             row=self.exp.row,
+            files=tuple(dict.fromkeys([self.exp.source.resolve(), *self.exp.files])),
         )
 
     def _model(self) -> ModelSpec:

@@ -1,0 +1,215 @@
+"""`framepack cache ls | verify | gc | clear`: look after the content-addressed cache.
+
+No torch: what a shot refers to is computed by the planner (``plan.entries.referenced``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .cache import CacheStore
+from .cache.store import Entry
+from .plan.entries import KINDS
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError  # unreachable
+
+
+def human_age(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.0f}{unit} ago"
+    return "just now"
+
+
+def _dump(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    print()
+
+
+# ---------------------------------------------------------------- ls
+
+
+def ls(args: argparse.Namespace) -> int:
+    store = CacheStore(args.cache)
+    now = time.time()
+    kinds: dict[str, list[Entry]] = defaultdict(list)
+    for entry in store.entries():
+        kinds[entry.kind].append(entry)
+    order = [k for k in KINDS if k in kinds] + sorted(set(kinds) - set(KINDS))
+    rows = {kind: {"entries": len(kinds[kind]), "bytes": sum(e.size for e in kinds[kind]),
+                   "newest_use": max(e.used for e in kinds[kind]),
+                   "oldest_use": min(e.used for e in kinds[kind])} for kind in order}
+    leftovers = store.leftovers()
+    total = sum(r["bytes"] for r in rows.values())
+    if args.json:
+        _dump({"cache": str(store.root), "kinds": rows, "bytes": total,
+               "entries": sum(r["entries"] for r in rows.values()),
+               "leftovers": [str(p) for p in leftovers]})
+        return EXIT_OK
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"cache {store.root}", soft_wrap=True)
+    if not rows:
+        console.print("empty")
+        return EXIT_OK
+    table = Table(box=None, pad_edge=False)
+    for column in ("kind", "entries", "size", "last used", "least recently used"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, row in rows.items():
+        table.add_row(kind, str(row["entries"]), human_size(row["bytes"]),
+                      human_age(now - row["newest_use"]), human_age(now - row["oldest_use"]))
+    table.add_row("total", str(sum(r["entries"] for r in rows.values())), human_size(total),
+                  "", "", style="bold")
+    console.print(table)
+    if leftovers:
+        console.print(f"{len(leftovers)} leftover temporary or lock files "
+                      "(`framepack cache gc` removes them)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- verify
+
+
+def verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    store = CacheStore(args.cache)
+    entries = list(store.entries())
+    corrupt: list[Entry] = []
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("verifying", total=len(entries))
+        for entry in entries:
+            if not store.verify(entry.kind, entry.key):
+                corrupt.append(entry)
+            progress.advance(task)
+    if args.discard:
+        for entry in corrupt:
+            store.discard(entry.kind, entry.key)
+    if args.json:
+        _dump({"cache": str(store.root), "checked": len(entries),
+               "corrupt": [{"kind": e.kind, "key": e.key, "path": str(e.path)} for e in corrupt],
+               "discarded": bool(args.discard)})
+    else:
+        for entry in corrupt:
+            print(f"corrupt {entry.kind} {entry.key}: {entry.path}"
+                  + (" (discarded)" if args.discard else ""))
+        print(f"checked {len(entries)} entries in {store.root}: "
+              + (f"{len(corrupt)} corrupt" if corrupt else "all intact"))
+    return EXIT_FAILED if corrupt and not args.discard else EXIT_OK
+
+
+# ---------------------------------------------------------------- gc
+
+
+def gc(args: argparse.Namespace) -> int:
+    if not args.paths and args.older_than is None:
+        print("framepack cache gc: give shot files or folders (remove what they do not use), "
+              "--older-than AGE, or both", file=sys.stderr)
+        return EXIT_INVALID
+    keep: set[tuple[str, str]] | None = None
+    if args.paths:
+        keep = _referenced(args)
+        if keep is None:
+            return EXIT_INVALID
+    store = CacheStore(args.cache)
+    cutoff = time.time() - args.older_than if args.older_than is not None else None
+    doomed = [e for e in store.entries()
+              if (keep is None or (e.kind, e.key) not in keep)
+              and (cutoff is None or e.used < cutoff)]
+    leftovers = store.leftovers()
+    if not args.dry_run:
+        for entry in doomed:
+            store.discard(entry.kind, entry.key)
+            store.remove(store.lock_path(entry.kind, entry.key))
+        for path in leftovers:
+            store.remove(path)
+    freed = sum(e.size for e in doomed)
+    verb = "would remove" if args.dry_run else "removed"
+    if args.json:
+        _dump({"cache": str(store.root), "dry_run": args.dry_run, "bytes": freed,
+               "removed": [{"kind": e.kind, "key": e.key} for e in doomed],
+               "leftovers": [str(p) for p in leftovers]})
+    else:
+        if args.dry_run:
+            for entry in doomed:
+                print(f"{entry.kind} {entry.key} {human_size(entry.size)}")
+        kept = "" if keep is None else f", keeping {len(keep)} entries the shots use"
+        print(f"{verb} {len(doomed)} entries ({human_size(freed)}) and {len(leftovers)} "
+              f"leftover files from {store.root}{kept}")
+    return EXIT_OK
+
+
+def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
+    """Every entry the shots under ``args.paths`` use; None (errors printed) when a shot
+    file does not load and --skip-invalid was not given."""
+    from .plan import build_plan
+    from .plan.entries import referenced
+    from .spec import ShotError, load
+    from .spec.discover import shot_files
+
+    keep: set[tuple[str, str]] = set()
+    failed = False
+    try:
+        files = shot_files([Path(p) for p in args.paths], csv=args.template is not None)
+    except ShotError as error:
+        for diagnostic in error.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return None
+    for path in files:
+        try:
+            loaded = load(path, sets=args.set, template=args.template,
+                          output_root=args.output_root)
+        except ShotError as error:
+            for diagnostic in error.diagnostics:
+                print(diagnostic, file=sys.stderr)
+            failed = True
+            continue
+        for shot in loaded.shots:
+            keep |= referenced(build_plan(shot))
+    if failed and not args.skip_invalid:
+        print("nothing removed: a shot file above has errors and its entries cannot be told "
+              "apart; fix it, leave it out, or pass --skip-invalid", file=sys.stderr)
+        return None
+    return keep
+
+
+# ---------------------------------------------------------------- clear
+
+
+def clear(args: argparse.Namespace) -> int:
+    store = CacheStore(args.cache)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"framepack cache clear: this removes everything in {store.root}; "
+                  "pass --yes to confirm", file=sys.stderr)
+            return EXIT_INVALID
+        answer = input(f"remove everything in {store.root}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return EXIT_OK
+    entries = list(store.entries())
+    store.clear()
+    print(f"removed {len(entries)} entries ({human_size(sum(e.size for e in entries))}) "
+          f"from {store.root}")
+    return EXIT_OK
