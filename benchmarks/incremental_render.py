@@ -1,6 +1,7 @@
 """What an edit costs: incremental re-rendering of an 8-window shot with the tiny model.
 
-A temporary shot holds 8 sections of 1.1 s, one generation window each (checked against
+A temporary shot holds 8 sections of 1.2 s (36 frames at 30 fps: exactly one window
+of 9 latents, 36 frames), one generation window each (checked against
 `framepack plan --json`), with distinct prompts, the quickstart's start image, an .mp4 output
 and its own empty cache folder. Four renders then run in sequence, each as a fresh
 `python -m framepack_render render SHOT --cache DIR --json --no-preview` process:
@@ -18,10 +19,13 @@ windows an edit invalidates (k) is read from each render's JSON summary, never a
 
 For each render it prints the process wall time (measured around the subprocess: Python
 start-up and importing torch included), the render's own `seconds` from the JSON summary,
-windows sampled / cached, and both as a ratio to the full render. `--repeat N` runs the whole
-sequence N times, each from an empty cache, and reports medians. The targets checked, against
-both timings: a no-op costs under 5% of the full render; an edit that samples k of the 8
-windows costs at most k/8 + 0.10 of the full render. A Markdown table closes the output.
+windows sampled / cached, and both times as a ratio to the full render; also the process's CPU
+time, the segments it decoded, and the windows `framepack plan` said were uncached just before
+it (stderr has the per-phase timings). The machine's load average is printed, since other work
+on it slows every figure. `--repeat N` runs the whole sequence N times, each from an empty
+cache, and reports medians. The targets checked, against both timings: a no-op costs under 5%
+of the full render; an edit that samples k of the 8 windows costs at most k/8 + 0.10 of the
+full render. A Markdown table closes the output.
 
     python benchmarks/incremental_render.py [--steps 25] [--size 256x256] [--repeat 1]
                                             [--sampling inverted|forward|endpoints-first] [--json]
@@ -35,6 +39,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +53,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 START_IMAGE = REPO / "examples" / "quickstart" / "images" / "start.png"
 WINDOWS = 8
-SECTION_DURATION = "1.1s"  # 33 frames at 30 fps: rounds to one 9-latent window
+SECTION_DURATION = "1.2s"  # 36 frames at 30 fps: exactly one 9-latent window
 PROMPTS = [
     "a red ball rolls across the grass",
     "the red ball bounces over a small stone",
@@ -336,10 +341,13 @@ def print_report(rows: list[Row], sequences: list[list[Run]], startup: float,
               f"({row.wall_ratio:.3f})  in-process {verdict(row.seconds_pass)} "
               f"({row.seconds_ratio:.3f})")
     print()
-    print("Wall times include Python start-up and imports (torch above all), outside the "
-          "renderer's control: a process that only imports torch and the command line takes "
-          f"{startup:.2f} s here. The in-process figure is the JSON summary's `seconds`, "
-          "counted from after those imports.")
+    print("Wall times include Python start-up and imports, outside the renderer's control: a "
+          f"process that only imports torch and the command line takes {startup:.2f} s here (a "
+          "render that finds everything up to date may not need torch at all). The in-process "
+          "figure is the JSON summary's `seconds`: the command's own clock, started once the "
+          "shot files are loaded, so interpreter start-up and the command's own imports fall "
+          "outside it (torch, where it is imported only once a window must be sampled, falls "
+          "inside).")
     print()
     print(markdown_table(rows))
 
@@ -376,6 +384,9 @@ def main() -> None:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
+    # A TERM (a timeout, a scheduler) unwinds like Ctrl-C: the running render is killed and
+    # the temporary folder removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_before = os.getloadavg()[0]
     sequences, startups = [], []
     for i in range(args.repeat):

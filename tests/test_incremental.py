@@ -183,19 +183,45 @@ def test_kill_9_mid_render_loses_at_most_the_window_in_flight(folder, tmp_path):
 def test_two_processes_on_one_cache_never_render_a_window_twice(folder, tmp_path):
     text = shot_text(output="out/", steps="30", sections=sections("one", "two", "three", "four"))
     path = write(folder, "shot.yaml", text)
+    store = CacheStore(tmp_path / "c")
+    # Hold the first window's lock so that both processes queue on it and then race.
+    first = build_plan(load(path).shots[0]).generation_order[0].key
+    held = store.lock("window", first)
+    held.acquire()
     command = [sys.executable, "-m", "framepack_render", "render", str(path), "--cache",
-               str(tmp_path / "c"), "--json", "--no-preview"]
+               str(store.root), "--json", "--no-preview"]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    for process, (out, err) in zip(processes, outputs):
-        assert process.returncode == 0, err
-    summaries = [json.loads(out) for out, _ in outputs]
+    waiting = [threading.Event() for _ in processes]
+    logs: list[list[str]] = [[], []]
+
+    def follow(i: int) -> None:
+        for line in processes[i].stderr:
+            logs[i].append(line)
+            if "waiting for another process making window 4" in line:
+                waiting[i].set()
+
+    readers = [threading.Thread(target=follow, args=(i,), daemon=True) for i in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for i, event in enumerate(waiting):
+            assert event.wait(120), "".join(logs[i])
+    finally:
+        held.release()
+    outputs = [p.stdout.read() for p in processes]
+    for process in processes:
+        process.wait(timeout=300)
+    for reader in readers:
+        reader.join(timeout=10)
+    for process, log in zip(processes, logs):
+        assert process.returncode == 0, "".join(log)
+    summaries = [json.loads(out) for out in outputs]
     assert sum(s["windows_rendered"] for s in summaries) == 4
     assert all(s["windows_rendered"] + s["windows_cached"] == 4 for s in summaries)
     # The outputs are written once too: the second process finds them up to date.
     assert sum(s["shots"][0]["outputs_written"] for s in summaries) == 1
-    verify = cli("cache", "verify", "--cache", tmp_path / "c", "--json")
+    verify = cli("cache", "verify", "--cache", store.root, "--json")
     assert json.loads(verify.stdout)["corrupt"] == [] and len(pngs(folder / "out")) == 4 * 36 + 1
 
 

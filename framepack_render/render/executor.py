@@ -136,12 +136,22 @@ class _Run:
     def image(self, ref: ImageRef) -> ImageEmbeds:
         assert ref.info is not None  # edits are refused before this point
         key = image_key(self.shot, ref, self.plan.edit_keys)
+        draw = image_draw(self.shot, ref)
+        if draw is not None and self.generator is None:
+            self._start_generator()  # a sampled latent needs the generator at its place
         if key not in self.images:  # once per render: a sequential draw must happen once
-            draw = image_draw(self.shot, ref)
             self.images[key] = self.conditioner.image(
                 key, ref.info.path, self.shot.size,
                 generator=self.generator if draw is not None else None)
         return self.images[key]
+
+    def _start_generator(self) -> None:
+        """``noise: sequential``: one generator for everything, in the pipeline's order: the
+        start and end image latents (draws 0 and 1), then each window's noise."""
+        self.generator = torch.Generator("cpu").manual_seed(self.shot.seed)
+        self.image(self.shot.image)
+        if self.shot.end_image is not None:
+            self.image(self.shot.end_image)
 
     # ------------------------------------------------------------ windows
 
@@ -165,11 +175,7 @@ class _Run:
         if missing:
             self.pool.check()  # fail fast, transformer first, before any model loads
         if self.shot.noise == "sequential":
-            # One generator for everything, in the pipeline's order: image latents, then noise.
-            self.generator = torch.Generator("cpu").manual_seed(self.shot.seed)
-            self.image(self.shot.image)
-            if self.shot.end_image is not None:
-                self.image(self.shot.end_image)
+            self._start_generator()
         for node in order:
             self.cancel.check()
             noise = self._noise(node) if self.generator is not None else None
