@@ -76,11 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="ignore cached entries and render everything again")
     render.add_argument("--json", action="store_true",
                         help="print a JSON summary on stdout (progress goes to stderr)")
-    render.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep NAME.preview.mp4 beside the first output refreshed after "
-                             "each window (default: on in a terminal)")
-    render.add_argument("--device", default=None, metavar="DEVICE",
-                        help="torch device (default: cuda if available, else cpu)")
+    _render_options(render)
 
     validate = _verb(verbs, "validate", _validate,
                      "check shot files and their images; render nothing",
@@ -115,11 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true",
                        help="print one JSON object per event on stdout (watching, started, "
                             "rendered, cancelled, invalid, failed)")
-    watch.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
-                       help="keep NAME.preview.mp4 refreshed during renders "
-                            "(default: on in a terminal)")
-    watch.add_argument("--device", default=None, metavar="DEVICE",
-                       help="torch device (default: cuda if available, else cpu)")
+    _render_options(watch)
     watch.set_defaults(force=False)
 
     _cache_verbs(verbs)
@@ -162,6 +154,14 @@ def _shot_settings(parser: argparse.ArgumentParser) -> None:
                              "template, the columns as vars")
     parser.add_argument("--output-root", metavar="DIR",
                         help="resolve outputs under DIR instead of each shot's folder")
+
+
+def _render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep NAME.preview.mp4 beside the first output refreshed after "
+                             "each window (default: on in a terminal)")
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="torch device (default: cuda if available, else cpu)")
 
 
 def _cache_option(parser: argparse.ArgumentParser) -> None:
@@ -394,6 +394,13 @@ def _watch(args: argparse.Namespace) -> int:
     from .progress import RichObserver
     from .watch import ConsoleReport, Watcher
 
+    from .spec.discover import shot_files
+
+    try:  # a mistyped path fails now rather than being watched for ever
+        shot_files([Path(p) for p in args.paths])
+    except ShotError as error:
+        _print_diagnostics(error.diagnostics)
+        return EXIT_INVALID
     console = Console(stderr=True, highlight=False)
 
     def load_path(path: Path) -> Loaded:

@@ -163,17 +163,12 @@ class CacheStore:
             return []
         cutoff = time.time() - older_than
         found = []
-        for path in self.root.glob("*/*/.*"):
+        candidates = [*self.root.glob("*/*/.*"), *(self.root / LOCKS).glob("*/*/*.lock")]
+        for path in candidates:
             try:
                 if path.stat().st_mtime < cutoff:
                     found.append(path)
-            except OSError:
-                continue
-        for path in (self.root / LOCKS).glob("*/*/*.lock"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    found.append(path)
-            except OSError:
+            except OSError:  # removed while we looked
                 continue
         return found
 
