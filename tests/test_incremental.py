@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,24 @@ def test_an_unchanged_shot_renders_without_importing_torch(folder, capsys, tmp_p
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["windows_rendered"] == 0 and summary["shots"][0]["outputs_up_to_date"] == 1
+
+
+def test_sequential_noise_decodes_again_from_cached_windows_identically(folder, tmp_path):
+    """With one generator for everything, an image encoded again for a decode from cached
+    windows is drawn from the generator at its place, as in the first render."""
+    path = write(folder, "shot.yaml", shot_text(output="out/", noise="sequential"))
+    render_with(fresh_pool(), path, tmp_path / "c")
+    before = pngs(folder / "out")
+    store = CacheStore(tmp_path / "c")
+    images = {e.key: store.read("image", e.key, "tensors.safetensors")
+              for e in store.entries(("image",))}
+    for entry in list(store.entries(("frames", "image"))):
+        store.discard(entry.kind, entry.key)
+    shutil.rmtree(folder / "out")
+    result = render_with(fresh_pool(), path, tmp_path / "c")
+    assert (result.windows_rendered, result.segments_decoded) == (0, 3)
+    assert {key: store.read("image", key, "tensors.safetensors") for key in images} == images
+    assert pngs(folder / "out") == before
 
 
 # ---------------------------------------------------------------- cancel and kill

@@ -137,8 +137,6 @@ class _Run:
         assert ref.info is not None  # edits are refused before this point
         key = image_key(self.shot, ref, self.plan.edit_keys)
         draw = image_draw(self.shot, ref)
-        if draw is not None and self.generator is None:
-            self._start_generator()  # a sampled latent needs the generator at its place
         if key not in self.images:  # once per render: a sequential draw must happen once
             self.images[key] = self.conditioner.image(
                 key, ref.info.path, self.shot.size,
