@@ -15,6 +15,7 @@ import os
 import queue
 import sys
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
 
 # Event types that can mean new content ("opened" and "closed_no_write" cannot).
 CHANGES = {"created", "modified", "moved", "deleted", "closed"}
+
+# inotify reports a folder renamed into a watched tree (a cache entry committed under a watched
+# folder) as a second watch on that path; watchdog replaces the first and says so. Harmless.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
+                        module="watchdog")
 
 
 class Reporter(Protocol):
