@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .spec import Loaded, ShotError, check_collisions, load
-from .spec.errors import Diagnostic
+from .spec.errors import print_diagnostics
 
 if TYPE_CHECKING:
     from .render.events import RenderResult
@@ -247,12 +247,12 @@ def _load_all(args: argparse.Namespace) -> tuple[list[Loaded], bool]:
             results.append(load(shot, sets=args.set, template=args.template,
                                 output_root=args.output_root))
         except ShotError as error:
-            _print_diagnostics(error.diagnostics)
+            print_diagnostics(error.diagnostics)
             failed = True
     if len(results) > 1:
         collisions = check_collisions([s for r in results for s in r.shots])
         if collisions.errors:
-            _print_diagnostics(collisions.errors)
+            print_diagnostics(collisions.errors)
             failed = True
     return results, failed
 
@@ -263,7 +263,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     results, failed = _load_all(args)
     for loaded in results:
-        _print_diagnostics(loaded.warnings)
+        print_diagnostics(loaded.warnings)
         for shot in loaded.shots:
             plan = build_plan(shot)
             for note in plan.notes:
@@ -283,7 +283,7 @@ def _plan(args: argparse.Namespace) -> int:
     store = CacheStore(args.cache)
     plans = []
     for loaded in results:
-        _print_diagnostics(loaded.warnings)
+        print_diagnostics(loaded.warnings)
         for shot in loaded.shots:
             plan = build_plan(shot)
             mark_cached(plan, store)
@@ -361,7 +361,7 @@ def _render(args: argparse.Namespace) -> int:
     with RichObserver(console) as observer:
         renders = _Renders(args, observer)
         for loaded in results:
-            _print_diagnostics(loaded.warnings)
+            print_diagnostics(loaded.warnings)
             for shot in loaded.shots:
                 try:
                     result = renders(shot)
@@ -392,14 +392,13 @@ def _watch(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .progress import RichObserver
-    from .watch import ConsoleReport, Watcher
-
     from .spec.discover import shot_files
+    from .watch import ConsoleReport, Watcher
 
     try:  # a mistyped path fails now rather than being watched for ever
         shot_files([Path(p) for p in args.paths])
     except ShotError as error:
-        _print_diagnostics(error.diagnostics)
+        print_diagnostics(error.diagnostics)
         return EXIT_INVALID
     console = Console(stderr=True, highlight=False)
 
@@ -457,11 +456,6 @@ def _schema(args: argparse.Namespace) -> int:
 
     sys.stdout.write(schema_text())
     return EXIT_OK
-
-
-def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
-    for diagnostic in diagnostics:
-        print(diagnostic, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -167,22 +167,21 @@ def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
     from .plan.entries import referenced
     from .spec import ShotError, load
     from .spec.discover import shot_files
+    from .spec.errors import print_diagnostics
 
     keep: set[tuple[str, str]] = set()
     failed = False
     try:
         files = shot_files([Path(p) for p in args.paths], csv=args.template is not None)
     except ShotError as error:
-        for diagnostic in error.diagnostics:
-            print(diagnostic, file=sys.stderr)
+        print_diagnostics(error.diagnostics)
         return None
     for path in files:
         try:
             loaded = load(path, sets=args.set, template=args.template,
                           output_root=args.output_root)
         except ShotError as error:
-            for diagnostic in error.diagnostics:
-                print(diagnostic, file=sys.stderr)
+            print_diagnostics(error.diagnostics)
             failed = True
             continue
         for shot in loaded.shots:

@@ -36,7 +36,7 @@ class RichObserver(Observer):
         self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
                            f"{to_sample} to sample, {len(plan.windows) - to_sample} cached",
                            soft_wrap=True)
-        self.waited: set[str] = set()
+        self.waited = set()
         # Nothing to sample shows as one finished step rather than an empty bar.
         self.windows = self.progress.add_task("windows", total=max(to_sample, 1),
                                               completed=0 if to_sample else 1)

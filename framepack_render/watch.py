@@ -26,7 +26,7 @@ from watchdog.observers import Observer as FileObserver
 from .render.events import Cancel, ModelError, RenderCancelled, RenderError
 from .spec import Loaded, Shot, ShotError
 from .spec.discover import is_shot_name, shot_files
-from .spec.errors import Diagnostic, display_path
+from .spec.errors import Diagnostic, display_path, print_diagnostics
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -236,8 +236,7 @@ class ConsoleReport:
                    folders=[str(p) for p in folders])
 
     def invalid(self, path: Path, diagnostics: list[Diagnostic]) -> None:
-        for diagnostic in diagnostics:
-            print(diagnostic, file=sys.stderr, flush=True)
+        print_diagnostics(diagnostics)
         self._emit("invalid", file=str(path), errors=[str(d) for d in diagnostics])
 
     def started(self, shot: Shot) -> None:

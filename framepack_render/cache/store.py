@@ -173,12 +173,9 @@ class CacheStore:
         return found
 
     def remove(self, path: Path) -> None:
-        """Remove a leftover, or an entry folder (renamed aside first, like ``discard``)."""
+        """Remove a leftover: a dead writer's temporary folder, or an idle lock file."""
         if path.is_dir():
-            if path.name.startswith("."):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                self.discard(path.parent.parent.name, path.name)
+            shutil.rmtree(path, ignore_errors=True)
         else:
             lock = FileLock(path)
             try:  # never pull a lock file from under a process holding it

@@ -17,8 +17,8 @@ import torch
 
 from ..plan import Plan
 from .encode import open_sink, write_sidecar
-from .record import record, sidecar_path
 from .post import Processor, pingpong
+from .record import record, sidecar_path
 
 Segments = Iterator[tuple[str, np.ndarray]]
 

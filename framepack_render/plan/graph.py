@@ -237,9 +237,7 @@ def _edit_nodes(shot: Shot) -> list[EditNode]:
     def visit(edit: Edit) -> None:
         if edit.name in done:
             return
-        refs = [edit.image, *(c.image for c in edit.controls),
-                *(c.mask for c in edit.controls if c.mask is not None)]
-        needs = sorted({r.edit for r in refs if r.edit is not None})
+        needs = sorted({r.edit for r in edit.images() if r.edit is not None})
         for name in needs:
             visit(by_name[name])
         layout = one_frame_layout(shot.window, edit.target_index,

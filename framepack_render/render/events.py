@@ -71,12 +71,12 @@ class RenderResult:
     keys: list[str] = field(default_factory=list)
 
 
-
-
-def up_to_date_result(plan: Plan, store: Any) -> RenderResult | None:
-    """The result of rendering a shot whose outputs are all up to date, else None."""
+def up_to_date_result(plan: Plan, store: Any, keys: list[str] | None = None
+                      ) -> RenderResult | None:
+    """The result of rendering a shot whose outputs are all up to date, else None.
+    ``keys``: the plan's segment keys, when the caller has them already."""
     started = time.perf_counter()
-    if not up_to_date(plan, segment_keys(plan)):
+    if not up_to_date(plan, keys if keys is not None else segment_keys(plan)):
         return None
     shot = plan.shot
     return RenderResult(

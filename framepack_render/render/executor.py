@@ -74,9 +74,9 @@ class Renderer:
             raise RenderError(f"{shot.label}: one-frame edits are not rendered by this version "
                               "yet; remove `edits` (and {edit: ...} images) to render")
         started = time.perf_counter()
-        if not self.force and (current := up_to_date_result(plan, self.store)) is not None:
-            return current
         keys = segment_keys(plan)
+        if not self.force and (current := up_to_date_result(plan, self.store, keys)) is not None:
+            return current
         result = RenderResult(shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
                               keys=[w.key for w in plan.windows])
         cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -68,6 +69,12 @@ class Diagnostic:
         # One line, whatever the message contains.
         text = " ".join(f"{prefix}{self.message}".split())
         return f"{self.mark}: {text}"
+
+
+def print_diagnostics(diagnostics: Iterable["Diagnostic"]) -> None:
+    """Each diagnostic as its one line on stderr."""
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr, flush=True)
 
 
 class ShotError(Exception):

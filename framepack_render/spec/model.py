@@ -114,6 +114,11 @@ class Edit:
     output: Path | None
     sampling: Sampling
 
+    def images(self) -> list[ImageRef]:
+        """The edit's image, its control images and their masks."""
+        return [self.image, *(c.image for c in self.controls),
+                *(c.mask for c in self.controls if c.mask is not None)]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -172,9 +177,7 @@ class Shot:
     def images(self) -> list[ImageRef]:
         """Every image field that names a file (edit results excluded)."""
         refs = [self.image, self.end_image, *(s.image for s in self.sections)]
-        for edit in self.edits:
-            refs += [edit.image, *(c.image for c in edit.controls),
-                     *(c.mask for c in edit.controls)]
+        refs += [ref for edit in self.edits for ref in edit.images()]
         return [r for r in refs if r is not None and r.info is not None]
 
     def dependencies(self) -> set[Path]:

@@ -401,9 +401,7 @@ class _Checker:
                 continue
             needed.add(name)
             edit = by_name[name]
-            refs = [edit.image, *(c.image for c in edit.controls),
-                    *(c.mask for c in edit.controls if c.mask)]
-            stack += [r.edit for r in refs if r is not None and r.edit]
+            stack += [r.edit for r in edit.images() if r.edit]
         for edit in edits:
             if edit.name not in needed:
                 self.report.warn(edit.mark, f"edit '{edit.name}' is not used by any image field "
