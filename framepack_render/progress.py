@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from .plan import Plan, WindowNode
+from .plan import EditNode, Plan, WindowNode
 from .render.events import Observer
 
 
@@ -47,7 +47,17 @@ class RichObserver(Observer):
             self.progress.remove_task(self.steps)
         self.steps = self.progress.add_task(f"  window {node.index + 1} steps", total=steps)
 
-    def step(self, node: WindowNode, index: int) -> None:
+    def edit_started(self, node: EditNode, steps: int) -> None:
+        if self.steps is not None:
+            self.progress.remove_task(self.steps)
+        self.steps = self.progress.add_task(f"  edit {node.edit.name} steps", total=steps)
+
+    def edit_done(self, node: EditNode, cached: bool, seconds: float) -> None:
+        if not cached:
+            self.console.print(f"  edit {node.edit.name} sampled in {seconds:.1f} s",
+                               soft_wrap=True)
+
+    def step(self, node: WindowNode | EditNode, index: int) -> None:
         if self.steps is not None:
             self.progress.update(self.steps, completed=index + 1)
 

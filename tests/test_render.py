@@ -283,18 +283,15 @@ def test_true_cfg_calls_the_transformer_twice_per_step_and_changes_the_video(fol
                                                                            tmp_path,
                                                                            monkeypatch):
     calls = []
-    transformer = pool.transformer
-    original = type(transformer).forward
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(transformer), "forward", counting)
+    embedder = pool.transformer.x_embedder  # runs once per transformer call
+    original = embedder.forward
+    monkeypatch.setattr(embedder, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
     one = "{prompt: a red ball rolls, duration: 1.2s}"
-    render(folder, pool, shot_text(output="plain/", sections=f"[{one}]"), tmp_path / "c")
+    plain, _ = render(folder, pool, shot_text(output="plain/", sections=f"[{one}]"),
+                      tmp_path / "c")
     plain_calls, calls[:] = len(calls), []
-    render(folder, pool, shot_text(output="cfg/", sections=f"[{one}]", cfg="3",
-                                   negative_prompt="blurry"), tmp_path / "c")
+    cfg, _ = render(folder, pool, shot_text(output="cfg/", sections=f"[{one}]", cfg="3",
+                                            negative_prompt="blurry"), tmp_path / "c")
     assert (plain_calls, len(calls)) == (3, 6)
+    assert (plain.transformer_calls, cfg.transformer_calls) == (3, 6)  # as --json reports
     assert not np.array_equal(png_frames(folder / "plain"), png_frames(folder / "cfg"))

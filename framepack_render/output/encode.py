@@ -55,6 +55,7 @@ __all__ = [
     "as_frame_rate",
     "open_sink",
     "sidecar_path",
+    "write_image",
     "write_sidecar",
 ]
 
@@ -580,6 +581,31 @@ def write_sidecar(path: Path, data: dict) -> Path:
     try:
         with open(staging.tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
+        return staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+
+
+def write_image(path: Path, frame: np.ndarray, metadata: dict[str, str]) -> Path:
+    """Write one (H, W, 3) uint8 frame atomically; PNG by default, JPEG or WebP by suffix
+    (both at quality 95). PNGs carry ``metadata`` as text chunks."""
+    from PIL import PngImagePlugin
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    staging = _Staging(path, folder=False)
+    try:
+        image = Image.fromarray(frame)
+        if suffix in (".jpg", ".jpeg"):
+            image.save(staging.tmp, format="JPEG", quality=95)
+        elif suffix == ".webp":
+            image.save(staging.tmp, format="WEBP", quality=95)
+        else:
+            info = PngImagePlugin.PngInfo()
+            for key, value in metadata.items():
+                info.add_itxt(key, value)
+            image.save(staging.tmp, format="PNG", pnginfo=info)
         return staging.commit()
     except BaseException:
         staging.discard()

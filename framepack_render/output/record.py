@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
-from ..plan import Plan
+from ..plan import EditNode, Plan
 from ..plan.keys import content_key
 
 FRAME_FORMATS = ("mp4", "webm", "gif", "mov", "frames")
@@ -63,14 +63,48 @@ def record(plan: Plan, segment_keys: list[str], fmt: str) -> dict:
     }
 
 
+def edit_record(node: EditNode) -> dict:
+    """The sidecar of an edit's image: its settings and the edit's key, which is its
+    fingerprint (the PNG is a pure function of the edit)."""
+    edit = node.edit
+    return {
+        "framepack_render": __version__,
+        "edit": edit.name,
+        "prompt": edit.prompt,
+        "seed": edit.sampling.seed,
+        "steps": edit.sampling.steps,
+        "target_index": edit.target_index,
+        "layout": node.layout.as_dict(),
+        "key": node.key,
+        "fingerprint": content_key("edit-output", {"edit": node.key, "version": __version__}),
+    }
+
+
+def _current(path: Path, sidecar: Path, expected: str) -> bool:
+    try:
+        recorded = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and path.exists() and \
+        recorded.get("fingerprint") == expected
+
+
 def up_to_date(plan: Plan, segment_keys: list[str]) -> bool:
-    """Every output exists and its sidecar records the current fingerprint."""
+    """Every output (edit images included) exists and its sidecar records the current
+    fingerprint."""
     for output in plan.shot.outputs:
-        try:
-            recorded = json.loads(sidecar_path(output.path, output.format).read_text())
-        except (OSError, ValueError):
+        if not _current(output.path, sidecar_path(output.path, output.format),
+                        fingerprint(plan, segment_keys, output.format)):
             return False
-        if not isinstance(recorded, dict) or not output.path.exists() or \
-                recorded.get("fingerprint") != fingerprint(plan, segment_keys, output.format):
-            return False
-    return True
+    return all(edit_output_up_to_date(node) for node in plan.edits)
+
+
+def edit_output_up_to_date(node: EditNode) -> bool:
+    """True when the edit writes no image, or its image and sidecar are current."""
+    output = node.edit.output
+    return output is None or _current(output, edit_sidecar_path(output),
+                                      edit_record(node)["fingerprint"])
+
+
+def edit_sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")

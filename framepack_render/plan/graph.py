@@ -6,6 +6,8 @@ and nothing else. Generation orders:
 - inverted: the last window first, the first window (next to the start image) last;
 - forward: first to last (FramePack-F1);
 - endpoints-first: the last window, then the first, then the middle from the end backwards.
+  The window right after the first is generated last and *bridges* the two: its clean prefix is
+  the first window's last latent, placed right before it, and its 1x context the window after.
 In every order a window continues from the window generated just before it.
 """
 
@@ -17,9 +19,10 @@ from typing import Any
 from ..spec.errors import Diagnostic
 from ..spec.model import Edit, ImageRef, Sampling, Shot
 from .flowshift import Shift, resolve_shift, window_tokens
-from .keys import content_key, derive_seed, image_identity, model_identity, snap
-from .layout import IndexLayout, forward_layout, inverted_layout, latent_paddings, \
-    one_frame_layout
+from .keys import (content_key, derive_seed, image_identity, model_identity, snap,
+                   transformer_identity)
+from .layout import (HISTORY_2X, HISTORY_4X, IndexLayout, forward_layout, inverted_layout,
+                     latent_paddings, one_frame_layout)
 from .timeline import Slot, frames_per_window, layout_slots
 
 
@@ -35,6 +38,8 @@ class WindowNode:
     shift: Shift
     sampling: Sampling
     after: str | None  # key of the window generated just before
+    bridge: bool = False  # the prefix is the previous window's last latent (endpoints-first)
+    filtered: bool = False  # experimental context options reach this window's history
     key: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
@@ -110,15 +115,19 @@ def build_plan(shot: Shot) -> Plan:
     tokens = window_tokens(*shot.size, shot.window)
     prefixes = _prefixes(shot, slots)
 
+    position_of = {index: position for position, index in enumerate(order)}
+    keys: dict[int, str] = {}
     windows: list[WindowNode] = []
     previous_key: str | None = None
     for position, index in enumerate(order):
         slot = slots[index]
         settings = slot.section.sampling
+        bridge = False
         if shot.sampling == "forward":
             padding, layout = None, forward_layout(shot.window)
         else:
-            padding = 0 if slot.keyframe else paddings[len(slots) - 1 - index]
+            bridge = index > 0 and not slot.keyframe and position_of[index - 1] < position
+            padding = 0 if slot.keyframe or bridge else paddings[len(slots) - 1 - index]
             layout = inverted_layout(shot.window, padding)
         changes_text = index > 0 and _text(slots[index - 1]) != _text(slot)
         boost = shot.experimental.transition_mu_boost if changes_text else 0.0
@@ -129,10 +138,13 @@ def build_plan(shot: Shot) -> Plan:
             noise_seed=shot.seed if shot.noise == "sequential" else
             derive_seed(settings.seed, "window", index),
             shift=_shift(settings, tokens, boost), sampling=settings, after=previous_key,
+            bridge=bridge, filtered=_history_filled(shot, index, len(slots), position_of),
         )
         node.inputs = _window_inputs(shot, node, model, edit_keys)
+        if bridge:
+            node.inputs["prefix_window"] = keys[index - 1]
         node.key = content_key("window", node.inputs)
-        previous_key = node.key
+        keys[index] = previous_key = node.key
         windows.append(node)
     windows.sort(key=lambda w: w.index)
     return Plan(shot, windows, edits, notes)
@@ -160,6 +172,17 @@ def _prefixes(shot: Shot, slots: list[Slot]) -> list[ImageRef]:
     return out
 
 
+def _history_filled(shot: Shot, index: int, count: int, position_of: dict[int, int]) -> bool:
+    """Whether a window's history context holds anything but zeros when it is generated: in
+    forward order always (the start latent), in inverted orders when a window within the 19
+    history latents after it was generated before it."""
+    if shot.sampling == "forward":
+        return True
+    reach = -(-(1 + HISTORY_2X + HISTORY_4X) // shot.window)  # windows the history spans
+    return any(position_of[j] < position_of[index]
+               for j in range(index + 1, min(count, index + 1 + reach)))
+
+
 def _text(slot: Slot) -> tuple[str, str | None, float]:
     return slot.prompt, slot.blend_from, slot.blend_alpha
 
@@ -183,8 +206,8 @@ def _guidance_inputs(settings: Sampling, shot: Shot) -> dict[str, Any]:
         "cfg": snap(settings.cfg),
         "negative_prompt": settings.negative_prompt if real_cfg else None,
     }
-    if real_cfg and shot.experimental.cfg_schedule_beta is not None:
-        inputs["cfg_schedule_beta"] = snap(shot.experimental.cfg_schedule_beta)
+    if (transformer := transformer_identity(shot.model)) is not None:
+        inputs["transformer"] = transformer
     return inputs
 
 
@@ -214,8 +237,10 @@ def _window_inputs(shot: Shot, node: WindowNode, model: dict[str, Any],
         assert shot.end_image is not None
         inputs["end_image"] = {"image": image_identity(shot.end_image, edit_keys),
                                "strength": snap(shot.end_image_strength)}
-    if node.after is not None:  # context options shape only windows that have a context
-        exp = shot.experimental
+    exp = shot.experimental
+    if exp.cfg_schedule_beta is not None:
+        inputs["cfg_schedule_beta"] = snap(exp.cfg_schedule_beta)
+    if node.filtered:  # context options change only windows whose history holds latents
         if exp.context_blur is not None:
             inputs["context_blur"] = [snap(v) for v in exp.context_blur]
         if exp.context_decay > 0:

@@ -51,6 +51,29 @@ def model_identity(model: ModelSpec) -> dict[str, Any]:
     return identity
 
 
+def transformer_identity(model: ModelSpec) -> dict[str, Any] | None:
+    """The settings that change what the transformer computes, beyond ``model_identity``:
+    windows and edits hash it, encodings and decoded frames do not. None when all are at
+    their defaults, so existing keys stay valid."""
+    settings = model.settings
+    identity: dict[str, Any] = {}
+    if settings.dtype is not None and settings.dtype != default_dtype(model.profile):
+        identity["dtype"] = settings.dtype
+    if settings.attention != "sdpa":
+        identity["attention"] = settings.attention
+    if settings.rope_scaling is not None:
+        identity["rope_scaling"] = [snap(settings.rope_scaling.factor),
+                                    snap(settings.rope_scaling.timestep_threshold)]
+    if settings.loras:
+        identity["lora"] = [{"sha256": lora.sha256, "scale": snap(lora.scale)}
+                            for lora in settings.loras]
+    return identity or None
+
+
+def default_dtype(profile: str) -> str:
+    return "float32" if profile == "tiny" else "bfloat16"
+
+
 def snap(value: float) -> float:
     """Floats rounded so that last-bit differences between platforms cannot split a key."""
     return float(f"{value:.10g}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,19 +39,46 @@ class ImageEmbeds:
     siglip: torch.Tensor  # (1, N, D)
 
 
+def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Resized to cover the frame, centre-cropped (FramePack's rule)."""
+    if image.size == (width, height):
+        return image
+    scale = max(width / image.width, height / image.height)
+    resized = (round(image.width * scale), round(image.height * scale))
+    image = image.resize(resized, Image.LANCZOS)
+    left, top = (resized[0] - width) // 2, (resized[1] - height) // 2
+    return image.crop((left, top, left + width, top + height))
+
+
 def load_pixels(path: Path, width: int, height: int) -> torch.Tensor:
-    """(1, 3, H, W) in [-1, 1]: resized to cover the frame, centre-cropped (FramePack's rule)."""
+    """(1, 3, H, W) in [-1, 1], covering the frame."""
     with Image.open(path) as image:
-        image = image.convert("RGB")
-        if image.size != (width, height):
-            scale = max(width / image.width, height / image.height)
-            resized = (round(image.width * scale), round(image.height * scale))
-            image = image.resize(resized, Image.LANCZOS)
-            left, top = (resized[0] - width) // 2, (resized[1] - height) // 2
-            image = image.crop((left, top, left + width, top + height))
-        array = np.array(image).astype(np.float32) / 255.0
-    pixels = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+        array = np.array(_cover(image.convert("RGB"), width, height)).astype(np.float32)
+    return frame_pixels(array / 255.0)
+
+
+def frame_pixels(frame: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) in [0, 1] (or uint8) -> (1, 3, H, W) in [-1, 1]."""
+    if frame.dtype == np.uint8:
+        frame = frame.astype(np.float32) / 255.0
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
     return 2.0 * pixels - 1.0
+
+
+def load_mask(path: Path, width: int, height: int, *, alpha: bool) -> torch.Tensor | None:
+    """A control mask at latent resolution, (1, 1, 1, H/8, W/8) in [0, 1]: 255 keeps that
+    region of the control latent, 0 zeroes it. ``alpha``: the image's alpha channel is the
+    mask (None when it has none). Cropped like the image, then resized with LANCZOS."""
+    with Image.open(path) as image:
+        if alpha:
+            if "A" not in image.getbands() and "transparency" not in image.info:
+                return None
+            mask = image.convert("RGBA").getchannel("A")
+        else:
+            mask = image.convert("L")
+        mask = _cover(mask, width, height).resize((width // 8, height // 8), Image.LANCZOS)
+        array = np.array(mask).astype(np.float32) / 255.0
+    return torch.from_numpy(array)[None, None, None]
 
 
 class Conditioner:
@@ -92,13 +119,14 @@ class Conditioner:
 
     # ------------------------------------------------------------ images
 
-    def image(self, key: str, path: Path, size: tuple[int, int],
+    def image(self, key: str, pixels: Callable[[], torch.Tensor],
               generator: torch.Generator | None = None) -> ImageEmbeds:
-        """An image's clean latent and SigLIP embedding. With ``generator`` the latent is
-        sampled from the VAE's distribution (the key names which draw); without, it is the
-        distribution's mode, so the encoding is a pure function of the image."""
+        """An image's clean latent and SigLIP embedding; ``pixels`` is called only when the
+        cache lacks them. With ``generator`` the latent is sampled from the VAE's distribution
+        (the key names which draw); without, it is the distribution's mode, so the encoding is
+        a pure function of the image."""
         tensors, cached = self.cache.obtain(
-            "image", key, lambda: self._encode_image(load_pixels(path, *size), generator))
+            "image", key, lambda: self._encode_image(pixels(), generator))
         if cached and generator is not None:  # keep the shared generator where the pipeline has it
             torch.randn(tensors["latent"].shape, generator=generator, dtype=torch.float32)
         return ImageEmbeds(tensors["latent"], tensors["siglip"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..output.record import up_to_date
-from ..plan import Plan, WindowNode
+from ..plan import EditNode, Plan, WindowNode
 from ..plan.entries import segment_keys
 
 __all__ = ["Cancel", "ModelError", "Observer", "RenderCancelled", "RenderError", "RenderResult",
@@ -48,8 +48,10 @@ class Observer:
 
     def shot_started(self, plan: Plan, to_sample: int) -> None: ...
     def window_started(self, node: WindowNode, steps: int) -> None: ...
-    def step(self, node: WindowNode, index: int) -> None: ...
+    def step(self, node: WindowNode | EditNode, index: int) -> None: ...
     def window_done(self, node: WindowNode, cached: bool, seconds: float) -> None: ...
+    def edit_started(self, node: EditNode, steps: int) -> None: ...
+    def edit_done(self, node: EditNode, cached: bool, seconds: float) -> None: ...
     def phase(self, name: str) -> None: ...
     def waiting(self, kind: str, key: str) -> None:
         """Another process is making this entry; called repeatedly until it is done."""
@@ -61,12 +63,18 @@ class RenderResult:
     outputs: list[str]
     windows_rendered: int = 0
     windows_cached: int = 0
+    edits_rendered: int = 0
+    edits_cached: int = 0
     segments_decoded: int = 0
     segments_cached: int = 0
     outputs_written: int = 0
+    edit_outputs_written: int = 0
     outputs_up_to_date: int = 0
     corrupt_entries: int = 0
     components_loaded: list[str] = field(default_factory=list)  # constructed by this render
+    transformer_calls: int = 0  # made by this render (cached windows make none)
+    teacache_skipped: int = 0  # of those, answered from TeaCache's cached residual
+    teacache_skipped_share: float | None = None  # skipped / calls, when TeaCache ran
     seconds: dict[str, float] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
 
@@ -80,7 +88,7 @@ def up_to_date_result(plan: Plan, store: Any, keys: list[str] | None = None
         return None
     shot = plan.shot
     return RenderResult(
-        shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
+        shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
         windows_cached=sum(store.has("window", w.key) for w in plan.windows),
         outputs_up_to_date=len(shot.outputs), keys=[w.key for w in plan.windows],
         seconds={"total": time.perf_counter() - started})

@@ -17,19 +17,23 @@ import torch
 
 from ..cache import CacheStore
 from ..output.decode import decode_latents, stream_segments, to_uint8
+from ..output.encode import write_image, write_sidecar
 from ..output.preview import Preview, preview_path
-from ..output.record import up_to_date
+from ..output.record import edit_output_up_to_date, edit_record, edit_sidecar_path, up_to_date
 from ..output.write import OutputWriter
-from ..plan import Plan, WindowNode
+from ..plan import EditNode, Plan, WindowNode
 from ..plan.entries import Chunk, chunks, image_draw, image_key, segment_keys
 from ..plan.keys import canonical, content_key, model_identity
-from ..spec.model import ImageRef, ModelSpec
-from .conditioning import Conditioner, ImageEmbeds, TextEmbeds
+from ..spec.model import Control, ImageRef, ModelSpec
+from .conditioning import (Conditioner, ImageEmbeds, TextEmbeds, frame_pixels, load_mask,
+                           load_pixels)
 from .events import Cancel, Observer, RenderError, RenderResult, up_to_date_result
+from .forward import RopeScaling
 from .memory import release_large_buffers
-from .models import ModelPool
+from .models import ModelPool, pool_identity
 from .tensors import Memo, TensorCache
-from .window import HISTORY, WindowJob, forward_context, inverted_context, sample_window
+from .window import (HISTORY, CallStats, ContextFilter, WindowJob, forward_context,
+                     inverted_context, one_frame_context, sample_window)
 
 
 class Session:
@@ -43,7 +47,7 @@ class Session:
         self.memo = Memo()
 
     def pool(self, model: ModelSpec) -> ModelPool:
-        identity = canonical(model_identity(model))
+        identity = canonical(pool_identity(model))
         if identity not in self.pools:
             self.pools[identity] = ModelPool(model, device=self.device)
         return self.pools[identity]
@@ -70,14 +74,11 @@ class Renderer:
 
     def render(self, plan: Plan) -> RenderResult:
         shot = plan.shot
-        if shot.edits:
-            raise RenderError(f"{shot.label}: one-frame edits are not rendered by this version "
-                              "yet; remove `edits` (and {edit: ...} images) to render")
         started = time.perf_counter()
         keys = segment_keys(plan)
         if not self.force and (current := up_to_date_result(plan, self.store, keys)) is not None:
             return current
-        result = RenderResult(shot=shot.label, outputs=[str(o.path) for o in shot.outputs],
+        result = RenderResult(shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
                               keys=[w.key for w in plan.windows])
         cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait)
         run = _Run(plan, keys, self.pool, cache, self.observer, self.cancel)
@@ -85,6 +86,7 @@ class Renderer:
             run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)
         loaded_before = self.pool.loaded
         try:
+            run.render_edits(result)
             run.sample_windows(result, latents_needed=run.needs_latents())
             result.seconds["sampling"] = time.perf_counter() - started
             encode_start = time.perf_counter()
@@ -104,6 +106,10 @@ class Renderer:
             if run.preview is not None:
                 run.preview.close()
             result.components_loaded = sorted(self.pool.loaded - loaded_before)
+        result.transformer_calls = run.calls.calls
+        result.teacache_skipped = run.calls.skipped
+        if run.calls.calls and run.uses_teacache:
+            result.teacache_skipped_share = round(run.calls.skipped / run.calls.calls, 4)
         result.corrupt_entries = len(cache.corrupt)
         result.seconds["total"] = time.perf_counter() - started
         return result
@@ -128,20 +134,93 @@ class _Run:
         self.conditioner = Conditioner(pool, cache, model_identity(self.shot.model))
         self.latents: dict[int, torch.Tensor] = {}
         self.images: dict[str, ImageEmbeds] = {}
+        self.edits: dict[str, dict[str, torch.Tensor]] = {}
         self.generator: torch.Generator | None = None
         self.preview: Preview | None = None
+        self.calls = CallStats()
+        self.uses_teacache = False
+        exp = self.shot.experimental
+        self.context_filter = ContextFilter(exp.context_blur, exp.context_decay)
+        rope = self.shot.model.settings.rope_scaling
+        self.rope_scaling = None if rope is None else RopeScaling(rope.factor,
+                                                                 rope.timestep_threshold)
 
     # ------------------------------------------------------------ images
 
     def image(self, ref: ImageRef) -> ImageEmbeds:
-        assert ref.info is not None  # edits are refused before this point
         key = image_key(self.shot, ref, self.plan.edit_keys)
         draw = image_draw(self.shot, ref)
         if key not in self.images:  # once per render: a sequential draw must happen once
             self.images[key] = self.conditioner.image(
-                key, ref.info.path, self.shot.size,
+                key, lambda: self.pixels(ref),
                 generator=self.generator if draw is not None else None)
         return self.images[key]
+
+    def pixels(self, ref: ImageRef) -> torch.Tensor:
+        """(1, 3, H, W) in [-1, 1]: an image file covering the frame, or an edit's result
+        (exactly the pixels of its PNG)."""
+        if ref.edit is not None:
+            return frame_pixels(self.edits[ref.edit]["frame"].numpy())
+        assert ref.info is not None
+        return load_pixels(ref.info.path, *self.shot.size)
+
+    # ------------------------------------------------------------ edits
+
+    def render_edits(self, result: RenderResult) -> None:
+        """Each edit in dependency order, from the cache or sampled; then their images."""
+        for node in self.plan.edits:
+            self.cancel.check()
+            began = time.perf_counter()
+            stored, cached = self.cache.obtain("edit", node.key, lambda: self._make_edit(node))
+            self.edits[node.edit.name] = stored
+            if cached:
+                result.edits_cached += 1
+            else:
+                result.edits_rendered += 1
+            self.observer.edit_done(node, cached, time.perf_counter() - began)
+            output = node.edit.output
+            if output is not None and (not self.cache.read or not edit_output_up_to_date(node)):
+                record = edit_record(node)
+                write_image(output, stored["frame"].numpy(),
+                            {"framepack_render": canonical(record)})
+                write_sidecar(edit_sidecar_path(output), record)
+                result.edit_outputs_written += 1
+
+    def _make_edit(self, node: EditNode) -> dict[str, torch.Tensor]:
+        """One-frame inference: a single target latent conditioned on the (masked) control
+        latents at their indices; the result is decoded to one frame."""
+        self.pool.check()
+        edit, settings = node.edit, node.edit.sampling
+        self.observer.edit_started(node, settings.steps)
+        controls = [self._control(control) for control in edit.controls]
+        width, height = self.shot.size
+        generator = torch.Generator("cpu").manual_seed(node.noise_seed)
+        noise = torch.randn((1, 16, 1, height // 8, width // 8), generator=generator,
+                            dtype=torch.float32)
+        job = WindowJob(
+            noise=noise, contexts=one_frame_context(controls, node.layout), layout=node.layout,
+            text=self.conditioner.text(edit.prompt),
+            negative=self.conditioner.text(settings.negative_prompt) if settings.cfg > 1 else None,
+            image=self.image(edit.image), steps=settings.steps, guidance=settings.guidance,
+            cfg=settings.cfg, mu=node.shift.mu, sigma=node.shift.sigma, sampler=self.shot.sampler,
+            rope_scaling=self.rope_scaling)
+
+        def on_step(i: int) -> None:
+            self.cancel.check()
+            self.observer.step(node, i)
+
+        latents = sample_window(self.pool.transformer, job, on_step=on_step, stats=self.calls)
+        frame = to_uint8(decode_latents(self.pool.vae, latents))[0]
+        return {"latents": latents, "frame": torch.from_numpy(frame)}
+
+    def _control(self, control: Control) -> torch.Tensor:
+        """A control image's latent, times its mask (a mask file, else the image's alpha)."""
+        latent = self.image(control.image).latent
+        source = control.mask or control.image
+        if source.info is None:  # an edit's result: opaque, and a mask needs a file
+            return latent
+        mask = load_mask(source.info.path, *self.shot.size, alpha=control.mask is None)
+        return latent if mask is None else latent * mask
 
     def _start_generator(self) -> None:
         """``noise: sequential``: one generator for everything, in the pipeline's order: the
@@ -204,18 +283,22 @@ class _Run:
     def _sample(self, node: WindowNode, noise: torch.Tensor) -> torch.Tensor:
         settings = node.sampling
         prefix = self.image(node.prefix)
+        latent = self.window_latents(node.index - 1)[:, :, -1:] if node.bridge else prefix.latent
+        self.uses_teacache |= settings.teacache is not None
         job = WindowJob(
-            noise=noise, context=self._context(node, prefix.latent), layout=node.layout,
+            noise=noise, contexts=self._context(node, latent), layout=node.layout,
             text=self._text(node),
             negative=self.conditioner.text(settings.negative_prompt) if settings.cfg > 1 else None,
             image=prefix, steps=settings.steps, guidance=settings.guidance, cfg=settings.cfg,
-            mu=node.shift.mu, sigma=node.shift.sigma, sampler=self.shot.sampler)
+            mu=node.shift.mu, sigma=node.shift.sigma, sampler=self.shot.sampler,
+            teacache=settings.teacache, cfg_schedule=self.shot.experimental.cfg_schedule_beta,
+            rope_scaling=self.rope_scaling)
 
         def on_step(i: int) -> None:
             self.cancel.check()
             self.observer.step(node, i)
 
-        return sample_window(self.pool.transformer, job, on_step=on_step)
+        return sample_window(self.pool.transformer, job, on_step=on_step, stats=self.calls)
 
     def _text(self, node: WindowNode) -> TextEmbeds:
         slot = node.slot
@@ -229,7 +312,7 @@ class _Run:
         if self.shot.sampling == "forward":
             before = [self.image(self.shot.image).latent]
             before += [self.window_latents(j) for j in range(node.index)][-HISTORY:]
-            return forward_context(prefix, torch.cat(before, dim=2))
+            return forward_context(prefix, torch.cat(before, dim=2), self.context_filter)
         after = []
         for j in range(node.index + 1, count):
             missing = prefix.new_zeros(*prefix.shape[:2], self.shot.window, *prefix.shape[3:])
@@ -240,7 +323,7 @@ class _Run:
         post = None
         if node.uses_end_image and self.shot.end_image is not None:
             post = self.image(self.shot.end_image).latent * self.shot.end_image_strength
-        return inverted_context(prefix, history, post)
+        return inverted_context(prefix, history, post, self.context_filter)
 
     def window_latents(self, index: int) -> torch.Tensor:
         if index not in self.latents:

@@ -520,14 +520,16 @@ def _encoder_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
-def _load_real(component: str, location: Path, device: torch.device) -> Any:
+def _load_real(component: str, location: Path, device: torch.device,
+               transformer_dtype: torch.dtype = torch.bfloat16,
+               encoder_dtype: torch.dtype | None = None) -> Any:
     """Load one real component from a local folder (or the transformer's single file)."""
-    dtype = _encoder_dtype(device)
+    dtype = encoder_dtype or _encoder_dtype(device)
     common = dict(local_files_only=True)
     if component == "transformer":
         if location.is_file():
-            return load_transformer_file(location, device=device)
-        return load_transformer_folder(location, device=device)
+            return load_transformer_file(location, dtype=transformer_dtype, device=device)
+        return load_transformer_folder(location, dtype=transformer_dtype, device=device)
     if component == "vae":
         from diffusers import AutoencoderKLHunyuanVideo
 
@@ -572,6 +574,16 @@ def real_prompt_template() -> dict[str, Any]:
     finally:
         hf_logging.set_verbosity(verbosity)
     return dict(DEFAULT_PROMPT_TEMPLATE)
+
+
+def pool_identity(model: ModelSpec) -> dict[str, Any]:
+    """What makes two shots' pools differ: the weights and every setting of ``model:``."""
+    from ..plan.keys import model_identity, transformer_identity
+
+    settings = model.settings
+    return {"model": model_identity(model), "paths": model.paths,
+            "transformer": transformer_identity(model), "offload": settings.offload,
+            "vram_gb": settings.vram_gb, "vae_tiling": settings.vae_tiling}
 
 
 # --- the pool -----------------------------------------------------------------------------------
@@ -628,7 +640,14 @@ class ModelPool:
 
     @property
     def transformer_dtype(self) -> torch.dtype:
-        return torch.float32 if self.tiny else torch.bfloat16
+        from .placement import compute_dtype
+
+        return compute_dtype(self.model.settings, self.profile)
+
+    @property
+    def offloading(self) -> bool:
+        """offload: model on a GPU: the transformer and text encoder share it by turns."""
+        return self.model.settings.offload == "model" and self.device.type == "cuda"
 
     @property
     def encoder_dtype(self) -> torch.dtype:
@@ -644,6 +663,10 @@ class ModelPool:
         with self._lock:
             if name not in self._items:
                 self._items[name] = self._load(name)
+            if self.offloading:
+                from .placement import swap_in
+
+                swap_in(name, self._items, self.device)
             return self._items[name]
 
     def check(self, names: "tuple[str, ...] | list[str] | set[str]" = COMPONENTS) -> None:
@@ -662,18 +685,35 @@ class ModelPool:
         return locate(self.profile, name, self.model.paths, self.models_file, self.model.mark)
 
     def _load(self, name: str) -> Any:
+        from .placement import check_attention, prepare_transformer, prepare_vae
+
+        settings = self.model.settings
+        if name == "transformer":
+            check_attention(settings, self.device)  # before minutes of loading
+        # Loaded to the CPU first where weights change or move after loading.
+        staged = name == "transformer" and (settings.loras or settings.offload != "none"
+                                            or settings.dtype == "float8") or \
+            (name == "text_encoder" and self.offloading)
+        device = torch.device("cpu") if staged else self.device
         if self.tiny:
             from .tiny import BUILDERS
 
             item = BUILDERS[name](self.seed)
-            return item.to(self.device) if isinstance(item, torch.nn.Module) else item
-        if name == "prompt_template":
-            return real_prompt_template()
-        location = self.location(name)
-        if location.error is not None:
-            raise location.error
-        assert location.path is not None
-        return _load_real(name, location.path, self.device)
+            item = item.to(device) if isinstance(item, torch.nn.Module) else item
+        elif name == "prompt_template":
+            item = real_prompt_template()
+        else:
+            location = self.location(name)
+            if location.error is not None:
+                raise location.error
+            assert location.path is not None
+            item = _load_real(name, location.path, device, self.transformer_dtype,
+                              self.encoder_dtype)
+        if name == "transformer":
+            item = prepare_transformer(item, settings, self.profile, self.device)
+        elif name == "vae":
+            item = prepare_vae(item, settings, self.tiny)
+        return item
 
     def unload(self, *names: str) -> None:
         """Drop components (all when none are named); they load again on next access."""

@@ -121,10 +121,38 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class Lora:
+    path: Path
+    sha256: str
+    scale: float
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class RopeScalingSpec:
+    factor: float  # spatial RoPE positions times this ...
+    timestep_threshold: float  # ... at timesteps (0-1000) at or above this
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How the model runs. ``dtype`` None: the profile's own (bfloat16; float32 for tiny)."""
+
+    dtype: str | None = None
+    attention: str = "sdpa"
+    offload: str = "none"  # none | model | blocks
+    vram_gb: float | None = None  # the resident budget of offload: blocks
+    rope_scaling: RopeScalingSpec | None = None
+    vae_tiling: bool = False
+    loras: tuple[Lora, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     profile: str
     mark: Mark
     paths: dict[str, str] = field(default_factory=dict)  # component -> absolute path
+    settings: ModelSettings = ModelSettings()
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,11 @@ class Shot:
     experimental: Experimental
     row: Mark | None = None  # the CSV row this shot came from
     files: tuple[Path, ...] = ()  # the shot (or CSV) file and every template it extends
+
+    def output_paths(self) -> list[Path]:
+        """Every file a render writes: the outputs, then the edits' images."""
+        return [o.path for o in self.outputs] + [e.output for e in self.edits
+                                                  if e.output is not None]
 
     def images(self) -> list[ImageRef]:
         """Every image field that names a file (edit results excluded)."""

@@ -16,8 +16,10 @@ from typing import Any
 from ..profiles import PROFILES
 from .errors import Mark, Report, display_path, suggest, suggest_file
 from .images import ImageProblem, probe_image
+from .lora import file_sha256, lora_problem
 from .model import (IMAGE_FORMATS, VIDEO_FORMATS, Control, Edit, Experimental, FlowShift,
-                    ImageInfo, ImageRef, ModelSpec, Output, Post, Sampling, Section, Shot)
+                    ImageInfo, ImageRef, Lora, ModelSettings, ModelSpec, Output, Post,
+                    RopeScalingSpec, Sampling, Section, Shot)
 from .schema import check_schema
 from .templates import Expansion
 from .yaml_loader import Node
@@ -144,7 +146,37 @@ class _Checker:
             child = node.get(key)
             if child is not None:
                 paths[key] = str((Path(child.base) / child.value).expanduser().resolve())
-        return ModelSpec(node.value["profile"].value, node.mark, paths)
+        return ModelSpec(node.value["profile"].value, node.mark, paths, self._model_settings(node))
+
+    def _model_settings(self, node: Node) -> ModelSettings:
+        raw = {key: child.plain() for key, child in node.items()}
+        rope = raw.get("rope_scaling")
+        if raw.get("vram_gb") is not None and raw.get("offload") != "blocks":
+            self.report.warn(node.get("vram_gb").mark, "vram_gb has no effect unless "
+                                                       "offload: blocks")
+        return ModelSettings(
+            dtype=raw.get("dtype"),
+            attention=raw.get("attention", "sdpa"),
+            offload=raw.get("offload", "none"),
+            vram_gb=None if raw.get("vram_gb") is None else float(raw["vram_gb"]),
+            rope_scaling=None if rope is None else RopeScalingSpec(
+                float(rope["factor"]), float(rope.get("timestep_threshold", 0))),
+            vae_tiling=bool(raw.get("vae_tiling", False)),
+            loras=tuple(lora for item in (node.get("lora").value if node.get("lora") else [])
+                        if (lora := self._lora(item)) is not None),
+        )
+
+    def _lora(self, node: Node) -> Lora | None:
+        path_node = node.get("path")
+        path = (Path(path_node.base) / path_node.value).expanduser().resolve()
+        problem = "does not exist" if not path.is_file() else lora_problem(path)
+        if problem is not None:
+            hint = suggest_file(path) if not path.exists() else ""
+            self.report.error(path_node.mark, f"LoRA '{path_node.value}' {problem}{hint}")
+            return None
+        scale = node.get("scale")
+        return Lora(path, _sha256(path), 1.0 if scale is None else float(scale.value),
+                    path_node.mark)
 
     def _sampling(self, model: ModelSpec) -> str:
         return self.value("sampling") or PROFILES[model.profile].sampling
@@ -553,6 +585,19 @@ class _Checker:
 
 
 # ---------------------------------------------------------------- pure helpers
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    """A file's hash, memoised on (path, size, mtime): LoRA files are large, re-validation
+    (watch, matrices) should not read them again."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return _HASHES[key]
+
 
 
 def _edit_refs(node: Node) -> list[Node]:
