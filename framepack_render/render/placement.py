@@ -66,8 +66,8 @@ def prepare_transformer(model: torch.nn.Module, settings: ModelSettings, profile
 def prepare_vae(vae: torch.nn.Module, settings: ModelSettings, tiny: bool) -> torch.nn.Module:
     if settings.vae_tiling:
         if tiny:  # the tiny model's frames are small: tiles scaled down so tiling happens
-            vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=64,
-                              tile_sample_stride_height=48, tile_sample_stride_width=48)
+            vae.enable_tiling(tile_sample_min_height=32, tile_sample_min_width=32,
+                              tile_sample_stride_height=24, tile_sample_stride_width=24)
         else:
             vae.enable_tiling()
     return vae
