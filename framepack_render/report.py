@@ -11,7 +11,7 @@ from rich.text import Text
 
 from .plan import Plan, WindowNode
 from .spec.errors import display_path
-from .spec.model import ImageRef, Shot
+from .spec.model import Control, ImageRef, Shot
 
 KEY_SHOWN = 12
 PROMPT_SHOWN = 80
@@ -92,14 +92,20 @@ def _edit_table(plan: Plan) -> Table:
         table.add_column(name, overflow="fold" if name == "prompt" else "ellipsis")
     for node in plan.edits:
         edit = node.edit
-        controls = ", ".join(f"{c.image}@{c.index}" + (" masked" if c.mask else "")
-                             for c in edit.controls)
+        controls = ", ".join(f"{c.image}@{c.index}" + _mask_text(c) for c in edit.controls)
         drops = ", ".join(k for k, on in (("2x", edit.no_2x), ("4x", edit.no_4x),
                                           ("post", edit.no_post)) if on) or "-"
         table.add_row(edit.name, edit.prompt, str(edit.target_index), controls, drops,
                       node.key[:KEY_SHOWN],
                       Text("yes", style="green") if node.cached else Text("no", style="dim"))
     return table
+
+
+def _mask_text(control: Control) -> str:
+    if control.mask is not None:
+        return " masked"
+    info = control.image.info
+    return " masked by alpha" if info is not None and info.has_alpha else ""
 
 
 def _prompt_cell(node: WindowNode) -> Text:
@@ -115,6 +121,8 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _prefix_cell(node: WindowNode, shot: Shot) -> Text:
+    if node.bridge:
+        return Text(f"window {node.index}'s end (bridge)", style="cyan")
     text = Text(_image_name(node.prefix))
     if node.slot.keyframe:
         text.append(" (keyframe)", style="cyan")

@@ -90,5 +90,6 @@ def up_to_date_result(plan: Plan, store: Any, keys: list[str] | None = None
     return RenderResult(
         shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
         windows_cached=sum(store.has("window", w.key) for w in plan.windows),
+        edits_cached=sum(store.has("edit", e.key) for e in plan.edits),
         outputs_up_to_date=len(shot.outputs), keys=[w.key for w in plan.windows],
         seconds={"total": time.perf_counter() - started})
