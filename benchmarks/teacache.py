@@ -12,12 +12,16 @@ them TeaCache skipped (answered from its cached residual) and the shot's own tim
 `decode_and_encode` and `total`. `--repeat N` renders each configuration N times (default 2)
 and reports medians; the configurations are interleaved (off, 0.1, 0.15, off, ...) so that
 changing load on the machine affects them alike. The ratios are to the TeaCache-off median.
+Progress lines on stderr also give each render's CPU time and the load average: on a small
+machine shared with other work, torch's threads compete for the cores and sampling times can
+vary several-fold between identical renders; `--threads 1` often steadies them.
 
 TeaCache is lossy, so it also reads the three .mp4s (the first repeat's) with PyAV and prints
 the mean absolute pixel difference (RGB, 0-255) and the PSNR of each against the off render;
 with --repeat 2 or more, also the second off render against the first (should be identical).
 
-    python benchmarks/teacache.py [--steps 25] [--size 256x256] [--repeat 2] [--keep DIR]
+    python benchmarks/teacache.py [--steps 25] [--size 256x256] [--repeat 2] [--threads N]
+                                  [--keep DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -61,6 +66,7 @@ class Run:
     sampling: float
     decode: float
     total: float
+    cpu: float  # user + system seconds of the render process
 
 
 def log(message: str) -> None:
@@ -68,11 +74,20 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def child_env() -> dict[str, str]:
-    """The environment for child processes: this checkout first on the path."""
+def child_env(threads: int | None) -> dict[str, str]:
+    """The environment for child processes: this checkout first on the path, and the number
+    of torch's CPU threads where --threads gives one."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env
+
+
+def children_cpu() -> float:
+    """User + system seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def label(threshold: float | None) -> str:
@@ -105,16 +120,23 @@ def parse_summary(stdout: str) -> dict:
         return json.loads(stdout[start + 1:] if start >= 0 else stdout[stdout.index("{"):])
 
 
-def render(folder: Path, threshold: float | None, size: str, steps: int, repeat: int) -> Run:
+def render(folder: Path, threshold: float | None, size: str, steps: int, repeat: int,
+           threads: int | None) -> Run:
     """Render the shot at one threshold in a fresh process with a fresh, empty cache."""
     name = f"teacache-{label(threshold)}-{repeat}"
     shot = folder / f"{name}.yaml"
     cache = folder / f"cache-{name}"
+    output = folder / "renders" / f"{name}.mp4"
+    for stale in (output, output.with_name(output.name + ".json")):  # from an earlier --keep
+        stale.unlink(missing_ok=True)
     write_shot(shot, f"renders/{name}.mp4", threshold, size, steps)
     command = [sys.executable, "-m", "framepack_render", "render", str(shot),
                "--cache", str(cache), "--json", "--no-preview"]
+    cpu_before = children_cpu()
     result = subprocess.run(command, check=False, capture_output=True, text=True,
-                            env=child_env())
+                            env=child_env(threads))
+    cpu = children_cpu() - cpu_before
+    (folder / f"{name}.log").write_text(result.stderr)  # per-window timings, kept by --keep
     if result.returncode != 0:
         raise SystemExit(f"{name}: render failed ({result.returncode}):\n"
                          f"{result.stderr[-4000:]}")
@@ -132,7 +154,7 @@ def render(folder: Path, threshold: float | None, size: str, steps: int, repeat:
     return Run(calls=int(s["transformer_calls"]), skipped=int(s["teacache_skipped"]),
                share=s["teacache_skipped_share"], sampling=float(seconds["sampling"]),
                decode=float(seconds.get("decode_and_encode", 0.0)),
-               total=float(seconds["total"]))
+               total=float(seconds["total"]), cpu=cpu)
 
 
 def read_frames(path: Path):
@@ -171,6 +193,9 @@ def main() -> None:
     parser.add_argument("--size", default="256x256", help="WIDTHxHEIGHT")
     parser.add_argument("--repeat", "--repeats", dest="repeat", type=int, default=2,
                         help="render each configuration N times; medians are reported")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads in the renders (OMP_NUM_THREADS; default: "
+                             "torch's own choice)")
     parser.add_argument("--keep", metavar="DIR", type=Path,
                         help="work in DIR and keep the shots and renders there")
     args = parser.parse_args()
@@ -192,10 +217,10 @@ def main() -> None:
         runs: dict[float | None, list[Run]] = {t: [] for t in THRESHOLDS}
         for i in range(args.repeat):
             for threshold in THRESHOLDS:
-                run = render(folder, threshold, args.size, args.steps, i)
+                run = render(folder, threshold, args.size, args.steps, i, args.threads)
                 log(f"  repeat {i + 1}/{args.repeat} teacache {label(threshold):>4}: "
                     f"{run.calls} calls, {run.skipped} skipped, sampling {run.sampling:.2f} s, "
-                    f"total {run.total:.2f} s, load {os.getloadavg()[0]:.2f}")
+                    f"total {run.total:.2f} s, cpu {run.cpu:.2f} s, load {os.getloadavg()[0]:.2f}")
                 runs[threshold].append(run)
         load_after = os.getloadavg()[0]
         videos = {t: read_frames(folder / "renders" / f"teacache-{label(t)}-0.mp4")
@@ -204,8 +229,9 @@ def main() -> None:
         off_again = (read_frames(folder / "renders" / "teacache-off-1.mp4")
                      if args.repeat > 1 else None)
 
+    threads = args.threads if args.threads is not None else torch.get_num_threads()
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Python {sys.version.split()[0]}; "
+          f"({threads} threads per render), Python {sys.version.split()[0]}; "
           f"1-minute load average {load_before:.2f} before, {load_after:.2f} after")
     print(f"tiny model, {args.size}, {args.steps} steps, {len(PROMPTS)} one-window sections of "
           f"{SECTION_DURATION}, seed {SEED}; median of {args.repeat} fresh process(es) per "

@@ -319,3 +319,28 @@ def test_a_bad_lora_is_a_one_line_error(capsys, folder, content, message, monkey
     code, out, err = run(capsys, "validate", path)
     assert code == 2
     assert err.strip().splitlines() == [f"shot.yaml:1:38: {message}"]
+
+
+def test_transition_mu_boost_renders_again_only_where_the_prompt_changes(session, folder):
+    sections = ("[{prompt: a red ball rolls, frames: 12}, {prompt: the ball stops, frames: 12}, "
+                "{prompt: the ball stops, frames: 12}]")
+    experimental = "{transition_mu_boost: 0.4}"
+    base = plan_of(folder, shot_text(sections=sections, sampling="forward"))
+    boosted = plan_of(folder, shot_text(sections=sections, sampling="forward",
+                                        experimental=experimental))
+    assert boosted.windows[1].shift.mu > base.windows[1].shift.mu
+    assert changed(base, boosted) == generated_from(base, 1) == {1, 2}
+
+    _, frames_base = render(session, folder, "mu-base", sections=sections, sampling="forward")
+    result, frames = render(session, folder, "mu-boost", sections=sections, sampling="forward",
+                            experimental=experimental)
+    assert (result.windows_rendered, result.windows_cached) == (2, 1)
+    assert np.array_equal(frames[:4], frames_base[:4])  # before the first seam
+    assert not np.array_equal(frames, frames_base)
+
+
+def test_watch_follows_lora_files(folder):
+    lora = _lora(folder / "lora.safetensors", 1)
+    text = shot_text(model=_model(lora="[{path: lora.safetensors}]"))
+    shot = load(write(folder, "shot.yaml", text)).shots[0]
+    assert lora.resolve() in shot.dependencies()

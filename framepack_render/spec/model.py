@@ -216,4 +216,5 @@ class Shot:
     def dependencies(self) -> set[Path]:
         """The files whose change can change this shot's render (what `watch` watches)."""
         return {*self.files, *(ref.info.path.resolve() for ref in self.images()
-                               if ref.info is not None)}
+                               if ref.info is not None),
+                *(lora.path for lora in self.model.settings.loras)}
