@@ -13,12 +13,14 @@ them TeaCache skipped (answered from its cached residual) and the shot's own tim
 and reports medians; the configurations are interleaved (off, 0.1, 0.15, off, ...) so that
 changing load on the machine affects them alike. The ratios are to the TeaCache-off median.
 Progress lines on stderr also give each render's CPU time and the load average: on a small
-machine shared with other work, torch's threads compete for the cores and sampling times can
-vary several-fold between identical renders; `--threads 1` often steadies them.
+machine shared with other work, torch's threads compete for the cores and sampling times of
+identical renders can vary several-fold (seen here: 4.6 s and 30 s), so rerun when the load
+average is low. `--threads N` sets the renders' torch threads (OMP_NUM_THREADS).
 
 TeaCache is lossy, so it also reads the three .mp4s (the first repeat's) with PyAV and prints
 the mean absolute pixel difference (RGB, 0-255) and the PSNR of each against the off render;
-with --repeat 2 or more, also the second off render against the first (should be identical).
+with --repeat 2 or more, also the second off render against the first: the noise floor, which
+is not always zero, as the .mp4 encode itself is not always bit-reproducible.
 
     python benchmarks/teacache.py [--steps 25] [--size 256x256] [--repeat 2] [--threads N]
                                   [--keep DIR]
