@@ -383,3 +383,21 @@ def test_an_edit_cycle_is_one_line_and_exit_2(folder, capsys):
     assert re.match(rf"^{re.escape(str(path))}:\d+:\d+: .*cycle", errors[0]), errors[0]
     assert "Traceback" not in out + err
     assert not (folder / "renders").exists()
+
+
+def test_an_edit_result_can_be_a_mask(folder, pool, shared_cache):
+    """A mask given as {edit: m} is that edit's image read as grey levels, like its PNG."""
+    mask_edit = """
+- name: m
+  image: images/end.png
+  prompt: a white disc
+  target_index: 1
+  output: renders/m.png
+"""
+    from_edit = FLAG_EDIT.format(mask=", mask: {edit: m}", flags="") + mask_edit
+    render(folder, pool, edit_shot(from_edit), shared_cache)
+    masked_by_edit = pixels(folder / "renders" / "e.png")
+    shutil.copy(folder / "renders" / "m.png", folder / "images" / "m-copy.png")
+    assert not np.array_equal(masked_by_edit, render_edit(folder, pool, shared_cache))
+    assert np.array_equal(masked_by_edit, render_edit(folder, pool, shared_cache,
+                                                      mask="images/m-copy.png"))

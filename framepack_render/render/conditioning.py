@@ -65,20 +65,26 @@ def frame_pixels(frame: np.ndarray) -> torch.Tensor:
     return 2.0 * pixels - 1.0
 
 
-def load_mask(path: Path, width: int, height: int, *, alpha: bool) -> torch.Tensor | None:
+def load_mask(source: Path | np.ndarray, width: int, height: int, *, alpha: bool
+              ) -> torch.Tensor | None:
     """A control mask at latent resolution, (1, 1, 1, H/8, W/8) in [0, 1]: 255 keeps that
-    region of the control latent, 0 zeroes it. ``alpha``: the image's alpha channel is the
-    mask (None when it has none). Cropped like the image, then resized with LANCZOS."""
-    with Image.open(path) as image:
-        if alpha:
-            if "A" not in image.getbands() and "transparency" not in image.info:
-                return None
-            mask = image.convert("RGBA").getchannel("A")
-        else:
-            mask = image.convert("L")
-        mask = _cover(mask, width, height).resize((width // 8, height // 8), Image.LANCZOS)
-        array = np.array(mask).astype(np.float32) / 255.0
-    return torch.from_numpy(array)[None, None, None]
+    region of the control latent, 0 zeroes it. ``source`` is an image file or an (H, W, 3)
+    uint8 frame (an edit's result), read as grey levels; with ``alpha`` the file's alpha
+    channel is the mask (None when it has none). Cropped like the image, then resized to the
+    latent grid with LANCZOS."""
+    if isinstance(source, np.ndarray):
+        return _mask(Image.fromarray(source).convert("L"), width, height)
+    with Image.open(source) as image:
+        if not alpha:
+            return _mask(image.convert("L"), width, height)
+        if "A" not in image.getbands() and "transparency" not in image.info:
+            return None
+        return _mask(image.convert("RGBA").getchannel("A"), width, height)
+
+
+def _mask(grey: Image.Image, width: int, height: int) -> torch.Tensor:
+    grey = _cover(grey, width, height).resize((width // 8, height // 8), Image.LANCZOS)
+    return torch.from_numpy(np.array(grey).astype(np.float32) / 255.0)[None, None, None]
 
 
 class Conditioner:

@@ -10,6 +10,7 @@ unchanged shot loads none. A ``Session`` keeps models and encodings resident acr
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,12 +215,19 @@ class _Run:
         return {"latents": latents, "frame": torch.from_numpy(frame)}
 
     def _control(self, control: Control) -> torch.Tensor:
-        """A control image's latent, times its mask (a mask file, else the image's alpha)."""
+        """A control image's latent, times its mask: the mask image (a file or an edit's
+        result, as grey levels), else the control image's alpha channel (edit results have
+        none)."""
         latent = self.image(control.image).latent
         source = control.mask or control.image
-        if source.info is None:  # an edit's result: opaque, and a mask needs a file
-            return latent
-        mask = load_mask(source.info.path, *self.shot.size, alpha=control.mask is None)
+        if source.edit is not None:
+            if control.mask is None:
+                return latent
+            where: Path | np.ndarray = self.edits[source.edit]["frame"].numpy()
+        else:
+            assert source.info is not None
+            where = source.info.path
+        mask = load_mask(where, *self.shot.size, alpha=control.mask is None)
         return latent if mask is None else latent * mask
 
     def _start_generator(self) -> None:
