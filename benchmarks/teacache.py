@@ -29,7 +29,6 @@ is not always zero, as the .mp4 encode itself is not always bit-reproducible.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from incremental_render import parse_summary  # this folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 START_IMAGE = REPO / "examples" / "quickstart" / "images" / "start.png"
@@ -111,15 +111,6 @@ def write_shot(path: Path, output: str, threshold: float | None, size: str, step
         "sections": [{"prompt": p, "duration": SECTION_DURATION} for p in PROMPTS],
     }
     path.write_text(yaml.safe_dump(shot, sort_keys=False, width=200))
-
-
-def parse_summary(stdout: str) -> dict:
-    """The JSON summary `render --json` prints on stdout."""
-    try:
-        return json.loads(stdout)
-    except json.JSONDecodeError:
-        start = stdout.rfind("\n{")
-        return json.loads(stdout[start + 1:] if start >= 0 else stdout[stdout.index("{"):])
 
 
 def render(folder: Path, threshold: float | None, size: str, steps: int, repeat: int,
