@@ -118,10 +118,13 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def child_env() -> dict[str, str]:
-    """The environment for child processes: this checkout first on the path."""
+def child_env(threads: int | None = None) -> dict[str, str]:
+    """The environment for child processes: this checkout first on the path, and the number
+    of torch's CPU threads when ``threads`` is given."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -179,22 +182,30 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def render(scenario: str, shot: Path, cache: Path) -> Run:
-    """Render the shot in a fresh process and time it from the outside."""
-    planned = sum(not w["cached"] for w in plan_windows(shot, cache))
+def run_render(name: str, shot: Path, cache: Path, threads: int | None = None
+               ) -> tuple[dict, str, float, float]:
+    """Render the shot in a fresh process: its JSON summary, its stderr, and the wall and
+    CPU seconds it took, measured from the outside. A failed render ends the benchmark."""
     command = [sys.executable, "-m", "framepack_render", "render", str(shot),
                "--cache", str(cache), "--json", "--no-preview"]
     cpu_before, started = children_cpu(), time.perf_counter()
     result = subprocess.run(command, check=False, capture_output=True, text=True,
-                            env=child_env())
+                            env=child_env(threads))
     wall = time.perf_counter() - started
     cpu = children_cpu() - cpu_before
     if result.returncode != 0:
-        raise SystemExit(f"{scenario}: render failed ({result.returncode}):\n"
+        raise SystemExit(f"{name}: render failed ({result.returncode}):\n"
                          f"{result.stderr[-4000:]}")
     summary = parse_summary(result.stdout)
     if not summary.get("ok", True):
-        raise SystemExit(f"{scenario}: render reported a failure:\n{result.stderr[-4000:]}")
+        raise SystemExit(f"{name}: render reported a failure:\n{result.stderr[-4000:]}")
+    return summary, result.stderr, wall, cpu
+
+
+def render(scenario: str, shot: Path, cache: Path) -> Run:
+    """Render the shot in a fresh process and time it from the outside."""
+    planned = sum(not w["cached"] for w in plan_windows(shot, cache))
+    summary, _, wall, cpu = run_render(scenario, shot, cache)
     shots = summary.get("shots", [])
     phases: dict[str, float] = {}
     for shot_summary in shots:

@@ -32,18 +32,16 @@ import argparse
 import math
 import os
 import re
-import resource
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from incremental_render import parse_summary  # this folder is on sys.path
+from incremental_render import run_render  # this folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 START_IMAGE = REPO / "examples" / "quickstart" / "images" / "start.png"
@@ -74,22 +72,6 @@ class Run:
 def log(message: str) -> None:
     """Progress goes to stderr, so stdout holds only the report."""
     print(message, file=sys.stderr, flush=True)
-
-
-def child_env(threads: int | None) -> dict[str, str]:
-    """The environment for child processes: this checkout first on the path, and the number
-    of torch's CPU threads where --threads gives one."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env
-
-
-def children_cpu() -> float:
-    """User + system seconds of every child process waited for so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def label(threshold: float | None) -> str:
@@ -123,19 +105,8 @@ def render(folder: Path, threshold: float | None, size: str, steps: int, repeat:
     for stale in (output, output.with_name(output.name + ".json")):  # from an earlier --keep
         stale.unlink(missing_ok=True)
     write_shot(shot, f"renders/{name}.mp4", threshold, size, steps)
-    command = [sys.executable, "-m", "framepack_render", "render", str(shot),
-               "--cache", str(cache), "--json", "--no-preview"]
-    cpu_before = children_cpu()
-    result = subprocess.run(command, check=False, capture_output=True, text=True,
-                            env=child_env(threads))
-    cpu = children_cpu() - cpu_before
-    (folder / f"{name}.log").write_text(result.stderr)  # per-window timings, kept by --keep
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: render failed ({result.returncode}):\n"
-                         f"{result.stderr[-4000:]}")
-    summary = parse_summary(result.stdout)
-    if not summary.get("ok", True):
-        raise SystemExit(f"{name}: render reported a failure:\n{result.stderr[-4000:]}")
+    summary, stderr, _, cpu = run_render(name, shot, cache, threads)
+    (folder / f"{name}.log").write_text(stderr)  # per-window timings, kept by --keep
     shots = summary["shots"]
     assert len(shots) == 1, f"expected one shot, got {len(shots)}"
     s = shots[0]
