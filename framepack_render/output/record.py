@@ -15,7 +15,7 @@ from ..plan import EditNode, Plan
 from ..plan.keys import content_key
 
 FRAME_FORMATS = ("mp4", "webm", "gif", "mov", "frames")
-SIDECAR_FORMATS = (*FRAME_FORMATS, "safetensors")
+SIDECAR_FORMATS = (*FRAME_FORMATS, "safetensors", "image")  # image: an edit's output
 FRAMES_JSON = "render.json"
 
 
@@ -102,9 +102,5 @@ def up_to_date(plan: Plan, segment_keys: list[str]) -> bool:
 def edit_output_up_to_date(node: EditNode) -> bool:
     """True when the edit writes no image, or its image and sidecar are current."""
     output = node.edit.output
-    return output is None or _current(output, edit_sidecar_path(output),
+    return output is None or _current(output, sidecar_path(output, "image"),
                                       edit_record(node)["fingerprint"])
-
-
-def edit_sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")

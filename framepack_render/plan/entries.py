@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..spec.model import Edit, ImageRef, Shot
+from ..spec.model import ImageRef, Shot
 from .graph import Plan
 from .keys import content_key, image_identity, model_identity
 
@@ -110,14 +110,6 @@ def window_images(plan: Plan) -> list[ImageRef]:
     return list(unique.values())
 
 
-def edit_images(edit: Edit) -> list[ImageRef]:
-    """The images an edit encodes: its own (for SigLIP) and its control images. Masks are
-    read as pixels, not encoded."""
-    unique: dict[int, ImageRef] = {id(ref): ref for ref in
-                                   (edit.image, *(c.image for c in edit.controls))}
-    return list(unique.values())
-
-
 # ---------------------------------------------------------------- segments
 
 
@@ -150,7 +142,8 @@ def referenced(plan: Plan) -> set[tuple[str, str]]:
     found |= {("prompt", prompt_key(model, p)) for p in window_prompts(plan)}
     found |= {("prompt", prompt_key(model, node.edit.prompt)) for node in plan.edits}
     found |= {("image", image_key(shot, ref, plan.edit_keys)) for ref in window_images(plan)}
+    # An edit encodes its image (for SigLIP) and its control images; masks are read as pixels.
     found |= {("image", image_key(shot, ref, plan.edit_keys)) for node in plan.edits
-              for ref in edit_images(node.edit)}
+              for ref in (node.edit.image, *(c.image for c in node.edit.controls))}
     found |= {("frames", key) for key in segment_keys(plan)}
     return found

@@ -20,7 +20,7 @@ from ..cache import CacheStore
 from ..output.decode import decode_latents, stream_segments, to_uint8
 from ..output.encode import write_image, write_sidecar
 from ..output.preview import Preview, preview_path
-from ..output.record import edit_output_up_to_date, edit_record, edit_sidecar_path, up_to_date
+from ..output.record import edit_output_up_to_date, edit_record, sidecar_path, up_to_date
 from ..output.write import OutputWriter
 from ..plan import EditNode, Plan, WindowNode
 from ..plan.entries import Chunk, chunks, image_draw, image_key, segment_keys
@@ -109,7 +109,7 @@ class Renderer:
             result.components_loaded = sorted(self.pool.loaded - loaded_before)
         result.transformer_calls = run.calls.calls
         result.teacache_skipped = run.calls.skipped
-        if run.calls.calls and run.uses_teacache:
+        if run.calls.calls and run.calls.teacache:
             result.teacache_skipped_share = round(run.calls.skipped / run.calls.calls, 4)
         result.corrupt_entries = len(cache.corrupt)
         result.seconds["total"] = time.perf_counter() - started
@@ -139,7 +139,6 @@ class _Run:
         self.generator: torch.Generator | None = None
         self.preview: Preview | None = None
         self.calls = CallStats()
-        self.uses_teacache = False
         exp = self.shot.experimental
         self.context_filter = ContextFilter(exp.context_blur, exp.context_decay)
         rope = self.shot.model.settings.rope_scaling
@@ -160,10 +159,10 @@ class _Run:
     def pixels(self, ref: ImageRef) -> torch.Tensor:
         """(1, 3, H, W) in [-1, 1]: an image file covering the frame, or an edit's result
         (exactly the pixels of its PNG)."""
-        if ref.edit is not None:
-            return frame_pixels(self.edits[ref.edit]["frame"].numpy())
-        assert ref.info is not None
-        return load_pixels(ref.info.path, *self.shot.size)
+        source = self._source(ref)
+        if isinstance(source, np.ndarray):
+            return frame_pixels(source)
+        return load_pixels(source, *self.shot.size)
 
     # ------------------------------------------------------------ edits
 
@@ -184,7 +183,7 @@ class _Run:
                 record = edit_record(node)
                 write_image(output, stored["frame"].numpy(),
                             {"framepack_render": canonical(record)})
-                write_sidecar(edit_sidecar_path(output), record)
+                write_sidecar(sidecar_path(output, "image"), record)
                 result.edit_outputs_written += 1
 
     def _make_edit(self, node: EditNode) -> dict[str, torch.Tensor]:
@@ -216,19 +215,22 @@ class _Run:
 
     def _control(self, control: Control) -> torch.Tensor:
         """A control image's latent, times its mask: the mask image (a file or an edit's
-        result, as grey levels), else the control image's alpha channel (edit results have
-        none)."""
+        result, as grey levels), else the control image file's alpha channel."""
         latent = self.image(control.image).latent
-        source = control.mask or control.image
-        if source.edit is not None:
-            if control.mask is None:
-                return latent
-            where: Path | np.ndarray = self.edits[source.edit]["frame"].numpy()
-        else:
-            assert source.info is not None
-            where = source.info.path
-        mask = load_mask(where, *self.shot.size, alpha=control.mask is None)
+        if control.mask is not None:
+            mask = load_mask(self._source(control.mask), *self.shot.size, alpha=False)
+        elif control.image.info is not None:
+            mask = load_mask(control.image.info.path, *self.shot.size, alpha=True)
+        else:  # an edit's result: RGB, no alpha
+            mask = None
         return latent if mask is None else latent * mask
+
+    def _source(self, ref: ImageRef) -> Path | np.ndarray:
+        """An image file's path, or an edit's result as an (H, W, 3) uint8 frame."""
+        if ref.edit is not None:
+            return self.edits[ref.edit]["frame"].numpy()
+        assert ref.info is not None
+        return ref.info.path
 
     def _start_generator(self) -> None:
         """``noise: sequential``: one generator for everything, in the pipeline's order: the
@@ -292,7 +294,6 @@ class _Run:
         settings = node.sampling
         prefix = self.image(node.prefix)
         latent = self.window_latents(node.index - 1)[:, :, -1:] if node.bridge else prefix.latent
-        self.uses_teacache |= settings.teacache is not None
         job = WindowJob(
             noise=noise, contexts=self._context(node, latent), layout=node.layout,
             text=self._text(node),

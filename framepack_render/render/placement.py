@@ -45,9 +45,9 @@ def check_attention(settings: ModelSettings, device: torch.device) -> None:
 
 def prepare_transformer(model: torch.nn.Module, settings: ModelSettings, profile: str,
                         device: torch.device) -> torch.nn.Module:
-    """A freshly loaded transformer (on the CPU) made ready: LoRAs merged in float32 precision,
-    cast to its dtype, attention backend set, placed on ``device`` as offloading says."""
-    check_attention(settings, device)
+    """A freshly loaded transformer made ready: LoRAs merged in float32 precision, cast to its
+    dtype, attention backend set, placed on ``device`` as offloading says. The attention
+    backend was checked before loading (``check_attention``)."""
     if settings.loras:
         apply_loras(model, [(lora.path, lora.scale) for lora in settings.loras])
     torch.nn.Module.to(model, compute_dtype(settings, profile))  # no diffusers dtype warning

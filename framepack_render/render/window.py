@@ -107,6 +107,7 @@ class CallStats:
 
     calls: int = 0
     skipped: int = 0
+    teacache: bool = False  # whether any call ran with TeaCache
 
 
 @dataclass
@@ -136,6 +137,7 @@ def sample_window(transformer: torch.nn.Module, job: WindowJob, on_step=None,
     streams = {name: TeaCache(job.teacache, job.steps) if job.teacache is not None else None
                for name in ("positive", "negative")}
     stats = stats if stats is not None else CallStats()
+    stats.teacache |= job.teacache is not None
 
     def predict(x: torch.Tensor, timestep: torch.Tensor, text: TextEmbeds, guidance: float,
                 stream: str) -> torch.Tensor:
