@@ -25,6 +25,6 @@ PROFILES: dict[str, Profile] = {
         Profile("framepack-f1", "FramePack-F1 (13B), forward sampling", "forward",
                 "lllyasviel/FramePack_F1_I2V_HY_20250503"),
         Profile("tiny", "a tiny random-weight FramePack built in code, for tests and dry runs",
-                "inverted", "tiny-2"),
+                "inverted", "tiny-3"),
     )
 }
