@@ -1,6 +1,8 @@
 """`framepack cache ls | verify | gc | clear`: look after the content-addressed cache.
 
 No torch: what a shot refers to is computed by the planner (``plan.entries.referenced``).
+gc and clear hold the store's gc lock while they decide and delete, and never remove an entry a
+live render holds a lease on (``CacheStore.lease``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def _dump(data: object) -> None:
     print()
 
 
+def _renders(count: int) -> str:
+    return f"{count} running render" + ("" if count == 1 else "s")
+
+
 # ---------------------------------------------------------------- ls
 
 
@@ -59,11 +65,12 @@ def ls(args: argparse.Namespace) -> int:
                    "newest_use": max(e.used for e in kinds[kind]),
                    "oldest_use": min(e.used for e in kinds[kind])} for kind in order}
     leftovers = store.leftovers()
+    renders = store.live_leases()
     total = sum(r["bytes"] for r in rows.values())
     if args.json:
         _dump({"cache": str(store.root), "kinds": rows, "bytes": total,
                "entries": sum(r["entries"] for r in rows.values()),
-               "leftovers": [str(p) for p in leftovers]})
+               "leftovers": [str(p) for p in leftovers], "running_renders": renders})
         return EXIT_OK
     from rich.table import Table
 
@@ -84,6 +91,8 @@ def ls(args: argparse.Namespace) -> int:
     if leftovers:
         console.print(f"{len(leftovers)} leftover temporary or lock files "
                       "(`framepack cache gc` removes them)")
+    if renders:
+        console.print(f"{_renders(renders)} using this cache (gc keeps what they use)")
     return EXIT_OK
 
 
@@ -134,22 +143,29 @@ def gc(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     store = CacheStore(args.cache)
     cutoff = time.time() - args.older_than if args.older_than is not None else None
-    doomed = [e for e in store.entries()
-              if (keep is None or (e.kind, e.key) not in keep)
-              and (cutoff is None or e.used < cutoff)]
-    leftovers = store.leftovers()
-    if not args.dry_run:
-        for entry in doomed:
-            store.discard(entry.kind, entry.key)
-            store.remove(store.lock_path(entry.kind, entry.key))
-        for path in leftovers:
-            store.remove(path)
+    # A render registers its lease under this lock: it either listed its entries before we
+    # look, or registers after we have deleted (and finds what it needs missing).
+    with store.gc_lock():
+        in_use = store.in_use()
+        chosen = [e for e in store.entries()
+                  if (keep is None or (e.kind, e.key) not in keep)
+                  and (cutoff is None or e.used < cutoff)]
+        held = [e for e in chosen if (e.kind, e.key) in in_use.keys]
+        doomed = [e for e in chosen if (e.kind, e.key) not in in_use.keys]
+        leftovers = store.leftovers()
+        if not args.dry_run:
+            for entry in doomed:
+                store.discard(entry.kind, entry.key)
+                store.remove(store.lock_path(entry.kind, entry.key))
+            for path in leftovers:
+                store.remove(path)
     freed = sum(e.size for e in doomed)
     verb = "would remove" if args.dry_run else "removed"
     if args.json:
         _dump({"cache": str(store.root), "dry_run": args.dry_run, "bytes": freed,
                "removed": [{"kind": e.kind, "key": e.key} for e in doomed],
-               "leftovers": [str(p) for p in leftovers]})
+               "leftovers": [str(p) for p in leftovers],
+               "in_use": {"entries": len(held), "renders": in_use.renders}})
     else:
         if args.dry_run:
             for entry in doomed:
@@ -157,6 +173,8 @@ def gc(args: argparse.Namespace) -> int:
         kept = "" if keep is None else f", keeping {len(keep)} entries the shots use"
         print(f"{verb} {len(doomed)} entries ({human_size(freed)}) and {len(leftovers)} "
               f"leftover files from {store.root}{kept}")
+        if held:
+            print(f"kept {len(held)} entries in use by {_renders(in_use.renders)}")
     return EXIT_OK
 
 
@@ -207,8 +225,15 @@ def clear(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return EXIT_OK
-    entries = list(store.entries())
-    store.clear()
+    with store.gc_lock():  # no render registers meanwhile
+        renders = store.in_use().renders
+        if renders:
+            print(f"framepack cache clear: {_renders(renders)} using {store.root}; nothing "
+                  "removed (wait for it, or `framepack cache gc --older-than 0s` removes every "
+                  "entry not in use)", file=sys.stderr)
+            return EXIT_INVALID
+        entries = list(store.entries())
+        store.clear()
     print(f"removed {len(entries)} entries ({human_size(sum(e.size for e in entries))}) "
           f"from {store.root}")
     return EXIT_OK

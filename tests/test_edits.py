@@ -401,3 +401,23 @@ def test_an_edit_result_can_be_a_mask(folder, pool, shared_cache):
     assert not np.array_equal(masked_by_edit, render_edit(folder, pool, shared_cache))
     assert np.array_equal(masked_by_edit, render_edit(folder, pool, shared_cache,
                                                       mask="images/m-copy.png"))
+
+
+def test_every_entry_a_render_writes_is_one_gc_keeps(folder, pool, tmp_path):
+    """`referenced(plan)` (what gc keeps and a render leases) covers every entry the render
+    wrote, including an edit's negative prompt under true CFG."""
+    from framepack_render.plan.entries import referenced
+
+    text = edit_shot("""
+        - name: e
+          image: images/middle.png
+          prompt: the ball is blue
+          negative_prompt: blurry
+          cfg: 2
+          steps: 2
+          output: renders/e.png
+    """, steps="2")
+    cache = tmp_path / "cache"
+    _, shot = render(folder, pool, text, cache)
+    written = {(entry.kind, entry.key) for entry in CacheStore(cache).entries()}
+    assert written == referenced(build_plan(shot))

@@ -8,6 +8,12 @@ an entry touches its manifest, whose mtime is the entry's last use (``cache gc -
 Several processes (and machines sharing the folder) may use one cache: ``lock(kind, key)`` is an
 OS file lock per entry under ``ROOT/.locks/``, held while an entry is made, so no two processes
 make the same entry; the OS releases it when a process dies, even by kill -9.
+
+A render holds a *lease* (``lease(keys)``) on every entry it reads or writes: a file under
+``ROOT/.leases/`` listing them, live while its owner holds an OS lock on a sibling file. `cache
+gc` and `cache clear` hold the store-wide ``gc_lock()`` while they decide and delete, and a lease
+takes it to register or grow, so a render either registers before gc looks (its entries are
+kept) or after gc has finished deleting (it finds them missing and makes them again).
 Pure Python: the planner asks it what is cached without loading any model.
 """
 
@@ -16,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,6 +36,8 @@ from filelock import FileLock
 MANIFEST = "manifest.json"
 ENV_VAR = "FRAMEPACK_CACHE"
 LOCKS = ".locks"
+LEASES = ".leases"
+GC_LOCK = "gc.lock"
 STALE_SECONDS = 3600  # a temporary folder this old belongs to a process that died
 
 
@@ -38,6 +48,13 @@ class Entry:
     path: Path
     size: int  # bytes, manifest included
     used: float  # last use (the manifest's mtime), seconds since the epoch
+
+
+@dataclass(frozen=True)
+class InUse:
+    """What live renders hold: their entries and how many renders."""
+    keys: frozenset[tuple[str, str]]
+    renders: int
 
 
 def default_cache_dir() -> Path:
@@ -158,11 +175,12 @@ class CacheStore:
                 yield Entry(kind_dir.name, folder.name, folder, size, used)
 
     def leftovers(self, older_than: float = STALE_SECONDS) -> list[Path]:
-        """Temporary folders of writers that died (kill -9, power loss) and idle lock files."""
+        """Temporary folders of writers that died (kill -9, power loss), idle lock files, and
+        the leases of renders that died (whatever their age: their lock says so)."""
         if not self.root.is_dir():
             return []
         cutoff = time.time() - older_than
-        found = []
+        found = [self._lease_path(name, ".lock") for name, live in self._leases() if not live]
         candidates = [*self.root.glob("*/*/.*"), *(self.root / LOCKS).glob("*/*/*.lock")]
         for path in candidates:
             try:
@@ -173,25 +191,163 @@ class CacheStore:
         return found
 
     def remove(self, path: Path) -> None:
-        """Remove a leftover: a dead writer's temporary folder, or an idle lock file."""
+        """Remove a leftover: a dead writer's temporary folder, an idle lock file, or a dead
+        render's lease (its files go with its lock). Hold ``gc_lock()`` for a lease."""
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        else:
-            lock = FileLock(path)
-            try:  # never pull a lock file from under a process holding it
-                lock.acquire(timeout=0)
-            except Exception:
-                return
-            try:
-                path.unlink(missing_ok=True)
-            finally:
-                lock.release()
+            return
+        lease = path.parent == self.root / LEASES
+        doomed = [self._lease_path(_lease_name(path), s) for s in (".json", ".tmp")] \
+            if lease else []
+        lock = FileLock(path, thread_local=False)
+        try:  # never pull a lock file from under a process holding it
+            lock.acquire(timeout=0)
+        except Exception:
+            return
+        try:
+            for other in doomed:
+                other.unlink(missing_ok=True)
+            _unlink(path)
+        finally:
+            lock.release()
 
     def clear(self) -> None:
-        """Remove everything; entries first, so a reader never sees a half-removed entry."""
+        """Remove everything; entries first, so a reader never sees a half-removed entry.
+        Hold ``gc_lock()`` with no live lease: the lock and the lease folder stay."""
         for entry in list(self.entries()):
             self.discard(entry.kind, entry.key)
+        for path in self.leftovers(older_than=0):
+            self.remove(path)
         if self.root.is_dir():
             for child in self.root.iterdir():
+                if child.is_dir() and child.name not in (LOCKS, LEASES):
+                    shutil.rmtree(child, ignore_errors=True)
+            for child in (self.root / LOCKS).glob("*"):
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)
+
+    # ------------------------------------------------------------ leases
+
+    def lease(self, keys: set[tuple[str, str]]) -> Lease:
+        """Keep ``keys`` (kind, key) from `cache gc` while the lease lives: ``with
+        store.lease(keys) as lease: ... lease.add(kind, key)``. Take it before looking
+        anything up."""
+        return Lease(self, keys)
+
+    def gc_lock(self) -> FileLock:
+        """Store-wide: held by gc and clear while they decide and delete, and briefly by a
+        lease registering or growing."""
+        path = self.root / LOCKS / GC_LOCK
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path)
+
+    def in_use(self) -> InUse:
+        """The entries of every live lease. Hold ``gc_lock()``, so that none registers or
+        grows meanwhile (a lease file is then always whole)."""
+        keys: set[tuple[str, str]] = set()
+        renders = 0
+        for name, live in self._leases():
+            if not live:
+                continue
+            renders += 1
+            try:
+                listed = json.loads(self._lease_path(name, ".json").read_text())["entries"]
+            except FileNotFoundError:  # ending: its render has returned
+                continue
+            keys |= {(str(kind), str(key)) for kind, key in listed}
+        return InUse(frozenset(keys), renders)
+
+    def live_leases(self) -> int:
+        return sum(live for _, live in self._leases())
+
+    def _leases(self) -> list[tuple[str, bool]]:
+        """Every lease by name, with whether its owner still holds its lock."""
+        folder = self.root / LEASES
+        if not folder.is_dir():
+            return []
+        names = sorted({_lease_name(p) for p in folder.iterdir()})
+        return [(name, _held(self._lease_path(name, ".lock"))) for name in names]
+
+    def _lease_path(self, name: str, suffix: str) -> Path:
+        return self.root / LEASES / f"{name}{suffix}"
+
+
+class Lease:
+    """Entries a live render reads or writes; `cache gc` and `cache clear` keep them. Its file
+    lists them; an OS lock on a sibling file, held for the lease's life, says it is live, and
+    the OS drops it when the process dies, even by kill -9."""
+
+    def __init__(self, store: CacheStore, keys: set[tuple[str, str]]):
+        self.store = store
+        self.keys = set(keys)
+        host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+        self.name = f"{host}-{os.getpid()}-{os.urandom(6).hex()}"  # no dots: see _lease_name
+        self.created = time.time()
+        self._lock: FileLock | None = None
+
+    def __enter__(self) -> Lease:
+        path = self.store._lease_path(self.name, ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, thread_local=False)  # released by whichever thread ends it
+        with self.store.gc_lock():  # never while gc decides what to remove
+            lock.acquire(timeout=0)  # a fresh name: nobody else has it
+            self._lock = lock
+            try:
+                self._write()
+            except BaseException:
+                self.__exit__()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is None:
+            return
+        for suffix in (".json", ".tmp"):  # before the lock: gc then reads no stale entries
+            self.store._lease_path(self.name, suffix).unlink(missing_ok=True)
+        try:
+            _unlink(self.store._lease_path(self.name, ".lock"))
+        finally:
+            self._lock.release()
+            self._lock = None
+
+    def add(self, kind: str, key: str) -> None:
+        """Cover an entry not foreseen; call it before reading or writing the entry."""
+        if (kind, key) in self.keys:
+            return
+        with self.store.gc_lock():  # a gc deciding now has its list; the entry comes after
+            self.keys.add((kind, key))
+            if self._lock is not None:
+                self._write()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.keys
+
+    def _write(self) -> None:
+        """Atomically, so gc reads the old list or the new one."""
+        data = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "created": self.created, "entries": sorted(map(list, self.keys))})
+        temporary = self.store._lease_path(self.name, ".tmp")
+        temporary.write_text(data)
+        os.replace(temporary, self.store._lease_path(self.name, ".json"))
+
+
+def _lease_name(path: Path) -> str:
+    return path.name.partition(".")[0]
+
+
+def _held(path: Path) -> bool:
+    """Whether another holder has the lock; one we cannot open counts as held."""
+    lock = FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Exception:  # filelock's Timeout, or a folder we may not write
+        return True
+    lock.release()
+    return False
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # Windows: still open elsewhere; filelock removes it on release there
+        pass

@@ -141,6 +141,8 @@ def referenced(plan: Plan) -> set[tuple[str, str]]:
     found |= {("edit", node.key) for node in plan.edits}
     found |= {("prompt", prompt_key(model, p)) for p in window_prompts(plan)}
     found |= {("prompt", prompt_key(model, node.edit.prompt)) for node in plan.edits}
+    found |= {("prompt", prompt_key(model, node.edit.sampling.negative_prompt))
+              for node in plan.edits if node.edit.sampling.cfg > 1}
     found |= {("image", image_key(shot, ref, plan.edit_keys)) for ref in window_images(plan)}
     # An edit encodes its image (for SigLIP) and its control images; masks are read as pixels.
     found |= {("image", image_key(shot, ref, plan.edit_keys)) for node in plan.edits

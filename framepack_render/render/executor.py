@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import CacheStore
+from ..cache import CacheStore, Lease
 from ..output.decode import decode_latents, stream_segments, to_uint8
 from ..output.encode import write_image, write_sidecar
 from ..output.preview import Preview, preview_path
 from ..output.record import edit_output_up_to_date, edit_record, sidecar_path, up_to_date
 from ..output.write import OutputWriter
 from ..plan import EditNode, Plan, WindowNode
-from ..plan.entries import Chunk, chunks, image_draw, image_key, segment_keys
+from ..plan.entries import Chunk, chunks, image_draw, image_key, referenced, segment_keys
 from ..plan.keys import canonical, content_key, model_identity
 from ..spec.model import Control, ImageRef, ModelSpec
 from .conditioning import (Conditioner, ImageEmbeds, TextEmbeds, frame_pixels, load_mask,
@@ -74,6 +74,12 @@ class Renderer:
         release_large_buffers()
 
     def render(self, plan: Plan) -> RenderResult:
+        # Before anything is looked up: a concurrent `cache gc` keeps what this render reads
+        # and writes, and one that ran before it has finished deleting.
+        with self.store.lease(referenced(plan)) as lease:
+            return self._render(plan, lease)
+
+    def _render(self, plan: Plan, lease: Lease) -> RenderResult:
         shot = plan.shot
         started = time.perf_counter()
         keys = segment_keys(plan)
@@ -81,7 +87,8 @@ class Renderer:
             return current
         result = RenderResult(shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
                               keys=[w.key for w in plan.windows])
-        cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait)
+        cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait,
+                            lease=lease)
         run = _Run(plan, keys, self.pool, cache, self.observer, self.cancel)
         if self.preview and shot.outputs:
             run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)

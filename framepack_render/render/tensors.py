@@ -3,7 +3,8 @@
 A missing or corrupt entry reads as None, and a corrupt one is removed, so the caller
 re-renders it; nothing unverified is ever used. ``obtain`` makes a missing entry under the
 entry's lock, so processes sharing a cache never make one twice. Encodings (prompts, images)
-are also kept in memory, shared by every shot a process renders.
+are also kept in memory, shared by every shot a process renders. With a ``lease``, every entry
+looked up or written is covered by it first, so `cache gc` keeps it while the render lives.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load, save
 
-from ..cache import CacheStore
+from ..cache import CacheStore, Lease
 
 FILE = "tensors.safetensors"
 Tensors = dict[str, torch.Tensor]
@@ -58,14 +59,16 @@ class TensorCache:
     MEMO_KINDS = ("prompt", "image")
 
     def __init__(self, store: CacheStore, *, read: bool = True, memo: Memo | None = None,
-                 wait: Callable[[str, str], None] | None = None):
+                 wait: Callable[[str, str], None] | None = None, lease: Lease | None = None):
         self.store = store
+        self.lease = lease
         self.read = read  # False with --force: render everything again, overwriting entries
         self.memo = memo if memo is not None else Memo()
         self.wait = wait
         self.corrupt: list[tuple[str, str]] = []
 
     def has(self, kind: str, key: str) -> bool:
+        self._cover(kind, key)  # every read starts here
         return self.read and (self.memo.get(kind, key) is not None or self.store.has(kind, key))
 
     def load(self, kind: str, key: str) -> Tensors | None:
@@ -87,6 +90,7 @@ class TensorCache:
         return tensors
 
     def save(self, kind: str, key: str, tensors: Tensors) -> None:
+        self._cover(kind, key)
         data = save({name: t.contiguous() for name, t in tensors.items()})
         # Without --force an existing entry is someone else's identical one: keep it, never
         # pull it from under a reader. Corrupt entries were discarded when they were read.
@@ -107,6 +111,11 @@ class TensorCache:
             made = make()
             self.save(kind, key, made)
             return made, False
+
+    def _cover(self, kind: str, key: str) -> None:
+        """Before the entry is touched: the lease lists what the plan foresaw, not always all."""
+        if self.lease is not None:
+            self.lease.add(kind, key)
 
     def locked(self, kind: str, key: str) -> "_Held":
         """Hold the entry's lock (``with cache.locked(kind, key):``), waiting as needed."""
