@@ -80,7 +80,7 @@ def test_a_pinned_key_guards_against_accidental_changes(shot_dir):
     assert keys[-1][:16] == PINNED_LAST_WINDOW
 
 
-PINNED_LAST_WINDOW = "f4bcc7291184daab"
+PINNED_LAST_WINDOW = "c458f9e38db3460e"  # tiny-3: the tiny VAE decodes chunks whole
 
 
 # Inverted: windows 4,3,2,1,0 are generated in that order. Forward: 0..4.
