@@ -111,8 +111,8 @@ def full_scale(device: str = "cuda") -> Scale:
     """The released configs: FramePackI2V_HY, llava-llama-3-8b, CLIP-L, SigLIP so400m."""
     from transformers import CLIPTextConfig, LlamaConfig, SiglipVisionConfig
 
-    from framepack_render.render.models import FRAMEPACK_TRANSFORMER_CONFIG
-    from framepack_render.render.tiny import build_tokenizer, build_tokenizer_2
+    from framepack_render.engines.framepack.models import FRAMEPACK_TRANSFORMER_CONFIG
+    from framepack_render.engines.framepack.tiny import build_tokenizer, build_tokenizer_2
 
     llama = LlamaConfig(
         vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
@@ -135,7 +135,7 @@ def full_scale(device: str = "cuda") -> Scale:
 
 def dry_scale() -> Scale:
     """The tiny model's configs and VAE settings, read from its own builders."""
-    from framepack_render.render import tiny
+    from framepack_render.engines.framepack import tiny
 
     vae = tiny.build_vae()
     return Scale("dry run", "tiny", "cpu", 64, 64, 4, 1,
@@ -265,7 +265,7 @@ def feature_extractor(size: int) -> Any:
     """SigLIP's image processor at ``size`` (the tiny model's settings otherwise)."""
     from transformers.image_utils import PILImageResampling
 
-    from framepack_render.render.tiny import image_processor_class
+    from framepack_render.engines.framepack.tiny import image_processor_class
 
     return image_processor_class()(
         size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
@@ -353,7 +353,7 @@ def window_job(cond: Conditioning, scale: Scale, steps: int, sampler: str,
     start image as prefix, empty history, the balanced flow shift for its token count."""
     from framepack_render.plan.flowshift import resolve_shift, window_tokens
     from framepack_render.plan.layout import inverted_layout, latent_paddings
-    from framepack_render.render.window import WindowJob, inverted_context
+    from framepack_render.engines.framepack.window import WindowJob, inverted_context
 
     shift = resolve_shift("balanced", "standard", window_tokens(scale.width, scale.height, WINDOW))
     generator = torch.Generator("cpu").manual_seed(SEED)
@@ -371,7 +371,7 @@ def run_ours(parts: Any, cond: Conditioning, scale: Scale, steps: int, sampler: 
              config: str, meter: Meter) -> Result:
     """Sample the window with ``sample_window`` and decode it with ``decode_latents``."""
     from framepack_render.output.decode import decode_latents, to_uint8
-    from framepack_render.render.window import CallStats, sample_window
+    from framepack_render.engines.framepack.window import CallStats, sample_window
 
     threshold = None if config == "off" else float(config)
     job = window_job(cond, scale, steps, sampler, threshold)
@@ -495,7 +495,7 @@ class Bench:
     """What the steps of a run share: the scale, the clock, the renderer's dtype rules."""
 
     def __init__(self, scale: Scale):
-        from framepack_render.render.models import ModelPool
+        from framepack_render.engines.framepack.models import ModelPool
         from framepack_render.spec.errors import Mark
         from framepack_render.spec.model import ModelSpec
 
@@ -532,8 +532,8 @@ class Bench:
 
     def encoders(self) -> Any:
         """Components holding the text encoders and tokenizers; the rest comes later."""
-        from framepack_render.render.models import Components
-        from framepack_render.render.tiny import (TINY_PROMPT_TEMPLATE, build_tokenizer,
+        from framepack_render.engines.framepack.models import Components
+        from framepack_render.engines.framepack.tiny import (TINY_PROMPT_TEMPLATE, build_tokenizer,
                                                   build_tokenizer_2)
 
         tokenizer, tokenizer_2 = build_tokenizer(), build_tokenizer_2()
@@ -551,14 +551,14 @@ class Bench:
             vae_dtype=self.pool.vae_dtype)
 
     def vae(self) -> torch.nn.Module:
-        from framepack_render.render.placement import prepare_vae
+        from framepack_render.engines.framepack.placement import prepare_vae
 
         return prepare_vae(self.component("vae", self.pool.vae_dtype), self.spec.settings,
                            self.scale.profile == "tiny")
 
     def transformer(self) -> torch.nn.Module:
         """Built, then prepared as the renderer prepares a loaded one."""
-        from framepack_render.render.placement import prepare_transformer
+        from framepack_render.engines.framepack.placement import prepare_transformer
 
         return prepare_transformer(self.component("transformer", self.pool.transformer_dtype),
                                    self.spec.settings, self.scale.profile, self.device)
@@ -567,12 +567,12 @@ class Bench:
 def condition(bench: Bench, parts: Any) -> Conditioning:
     """Encode the prompt and the start image through the renderer's conditioner, freeing the
     text encoders before the VAE and SigLIP are built."""
-    from framepack_render.cache import CacheStore
-    from framepack_render.render.conditioning import Conditioner, load_pixels
-    from framepack_render.render.tensors import TensorCache
+    from framepack_render.store import LocalStore
+    from framepack_render.engines.framepack.conditioning import Conditioner, load_pixels
+    from framepack_render.store.tensors import TensorCache
 
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
-        conditioner = Conditioner(parts, TensorCache(CacheStore(tmp)),
+        conditioner = Conditioner(parts, TensorCache(LocalStore(tmp)),
                                   {"benchmark": bench.scale.name})
         text = bench.timed("prompt", lambda: conditioner.text(PROMPT))
         parts.text_encoder = parts.text_encoder_2 = None

@@ -30,10 +30,10 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
     import torch
     from PIL import Image
 
-    from framepack_render.cache import CacheStore
+    from framepack_render.store import LocalStore
     from framepack_render.plan import build_plan
-    from framepack_render.render.executor import Renderer
-    from framepack_render.render.models import ModelPool
+    from framepack_render.run.executor import Renderer
+    from framepack_render.engines.framepack.models import ModelPool
     from framepack_render.spec import load
 
     torch.set_num_threads(torch.get_num_threads())
@@ -51,7 +51,7 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
     rss_models = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     if kind == "ours":
-        Renderer(pool, CacheStore(workdir / "cache")).render(build_plan(shot))
+        Renderer(pool, LocalStore(workdir / "cache")).render(build_plan(shot))
         frames = None
     else:
         from diffusers import FlowMatchEulerDiscreteScheduler, HunyuanVideoFramepackPipeline

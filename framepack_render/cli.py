@@ -17,7 +17,7 @@ from .spec import Loaded, ShotError, check_collisions, load
 from .spec.errors import print_diagnostics
 
 if TYPE_CHECKING:
-    from .render.events import RenderResult
+    from .run.events import RenderResult
     from .spec import Shot
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -273,14 +273,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .cache import CacheStore
+    from .store import LocalStore
     from .plan import build_plan, mark_cached
     from .report import plan_json, print_plan
 
     results, failed = _load_all(args)
     if failed:
         return EXIT_INVALID
-    store = CacheStore(args.cache)
+    store = LocalStore(args.cache)
     plans = []
     for loaded in results:
         print_diagnostics(loaded.warnings)
@@ -310,16 +310,16 @@ class _Renders:
     Session (models load lazily inside it, each once per process)."""
 
     def __init__(self, args: argparse.Namespace, observer: object):
-        from .cache import CacheStore
+        from .store import LocalStore
 
         self.args = args
-        self.store = CacheStore(args.cache)
+        self.store = LocalStore(args.cache)
         self.observer = observer
         self.session = None
 
     def __call__(self, shot: "Shot", cancel: object = None) -> "RenderResult":
         from .plan import build_plan
-        from .render.events import up_to_date_result
+        from .run.events import up_to_date_result
 
         plan = build_plan(shot)
         if not self.args.force and (current := up_to_date_result(plan, self.store)) is not None:
@@ -327,7 +327,7 @@ class _Renders:
         if self.session is None:
             import torch
 
-            from .render.executor import Session
+            from .run.executor import Session
 
             device = self.args.device or ("cuda" if torch.cuda.is_available() else "cpu")
             self.session = Session(self.store, device)
@@ -351,8 +351,8 @@ def _render(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     from rich.console import Console
 
-    from .progress import RichObserver
-    from .render.events import ModelError, RenderError
+    from .run.progress import RichObserver
+    from .run.events import ModelError, RenderError
 
     console = Console(stderr=True, highlight=False)
     summaries = []
@@ -391,9 +391,9 @@ def _render(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .progress import RichObserver
+    from .run.progress import RichObserver
     from .spec.discover import shot_files
-    from .watch import ConsoleReport, Watcher
+    from .run.watch import ConsoleReport, Watcher
 
     try:  # a mistyped path fails now rather than being watched for ever
         shot_files([Path(p) for p in args.paths])
@@ -423,7 +423,7 @@ def _models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .profiles import PROFILES
-    from .render.models import ModelError, availability, default_models_file
+    from .engines.framepack.models import ModelError, availability, default_models_file
 
     try:
         report = {name: availability(name) for name in PROFILES}

@@ -2,7 +2,7 @@
 
 No torch: what a shot refers to is computed by the planner (``plan.entries.referenced``).
 gc and clear hold the store's gc lock while they decide and delete, and never remove an entry a
-live render holds a lease on (``CacheStore.lease``).
+live render holds a lease on (``LocalStore.lease``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .cache import CacheStore
-from .cache.store import Entry
+from .store import LocalStore
+from .store.local import Entry
 from .plan.entries import KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -55,7 +55,7 @@ def _renders(count: int) -> str:
 
 
 def ls(args: argparse.Namespace) -> int:
-    store = CacheStore(args.cache)
+    store = LocalStore(args.cache)
     now = time.time()
     kinds: dict[str, list[Entry]] = defaultdict(list)
     for entry in store.entries():
@@ -103,7 +103,7 @@ def verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    store = CacheStore(args.cache)
+    store = LocalStore(args.cache)
     entries = list(store.entries())
     corrupt: list[Entry] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -141,7 +141,7 @@ def gc(args: argparse.Namespace) -> int:
         keep = _referenced(args)
         if keep is None:
             return EXIT_INVALID
-    store = CacheStore(args.cache)
+    store = LocalStore(args.cache)
     cutoff = time.time() - args.older_than if args.older_than is not None else None
     # A render registers its lease under this lock: it either listed its entries before we
     # look, or registers after we have deleted (and finds what it needs missing).
@@ -215,7 +215,7 @@ def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
 
 
 def clear(args: argparse.Namespace) -> int:
-    store = CacheStore(args.cache)
+    store = LocalStore(args.cache)
     if not args.yes:
         if not sys.stdin.isatty():
             print(f"framepack cache clear: this removes everything in {store.root}; "

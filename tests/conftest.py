@@ -42,7 +42,7 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def pool():
     """The tiny model, shared by a module's tests (built once, loaded lazily)."""
-    from framepack_render.render.models import ModelPool
+    from framepack_render.engines.framepack.models import ModelPool
     from framepack_render.spec.errors import Mark
     from framepack_render.spec.model import ModelSpec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from framepack_render.cache import CacheStore, default_cache_dir
+from framepack_render.store import LocalStore, default_cache_dir
 
 from .conftest import REPO, QUICKSTART, run, write
 
@@ -72,7 +72,7 @@ def test_plan_shows_each_window_with_its_key_and_cache_state(shot_dir, capsys, t
     assert code == 0 and [w["cached"] for w in windows] == [False, False]
     assert not cache.exists()  # planning writes nothing
 
-    CacheStore(cache).put("window", windows[1]["key"], {"latents.bin": b"\0" * 8})
+    LocalStore(cache).put("window", windows[1]["key"], {"latents.bin": b"\0" * 8})
     code, out, _ = run(capsys, "plan", "--cache", cache, path)
     assert code == 0
     assert windows[0]["key"][:12] in out and windows[1]["key"][:12] in out
@@ -144,7 +144,7 @@ def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_cache_entries_verify_and_a_corrupt_one_is_detected(tmp_path):
-    store = CacheStore(tmp_path)
+    store = LocalStore(tmp_path)
     folder = store.put("window", "ab" * 32, {"latents.bin": b"0123456789"})
     assert store.has("window", "ab" * 32) and store.verify("window", "ab" * 32)
     (folder / "latents.bin").write_bytes(b"0123456780")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framepack_render.cache import CacheStore
+from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.render.executor import Renderer
+from framepack_render.run.executor import Renderer
 from framepack_render.spec import load
 
 from .conftest import SIZE, png_frames, run, shot_text, write
@@ -38,7 +38,7 @@ def plan_of(folder: Path, text: str, name: str = "shot.yaml"):
 def render(folder: Path, pool, text: str, cache: Path, name: str = "shot.yaml"):
     path = write(folder, name, text)
     shot = load(path).shots[0]
-    return Renderer(pool, CacheStore(cache)).render(build_plan(shot)), shot
+    return Renderer(pool, LocalStore(cache)).render(build_plan(shot)), shot
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -419,5 +419,5 @@ def test_every_entry_a_render_writes_is_one_gc_keeps(folder, pool, tmp_path):
     """, steps="2")
     cache = tmp_path / "cache"
     _, shot = render(folder, pool, text, cache)
-    written = {(entry.kind, entry.key) for entry in CacheStore(cache).entries()}
+    written = {(entry.kind, entry.key) for entry in LocalStore(cache).entries()}
     assert written == referenced(build_plan(shot))

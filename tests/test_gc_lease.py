@@ -12,9 +12,9 @@ import sys
 import threading
 from pathlib import Path
 
-from framepack_render.cache import CacheStore
+from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.render.executor import Renderer
+from framepack_render.run.executor import Renderer
 from framepack_render.spec import load
 
 from .conftest import run, shot_text, write
@@ -29,7 +29,7 @@ def shots(folder: Path) -> tuple[Path, Path]:
     return shot, folder / "other"
 
 
-def entries(store: CacheStore) -> set[tuple[str, str]]:
+def entries(store: LocalStore) -> set[tuple[str, str]]:
     return {(e.kind, e.key) for e in store.entries()}
 
 
@@ -37,7 +37,7 @@ class BlockedRender:
     """`framepack render` in a subprocess, stopped before its second window: the test holds
     that window's lock, so the first window is committed and the render waits, no sleeps."""
 
-    def __init__(self, shot: Path, store: CacheStore):
+    def __init__(self, shot: Path, store: LocalStore):
         plan = build_plan(load(shot).shots[0])
         self.first, second = plan.generation_order[:2]
         self.held = store.lock("window", second.key)
@@ -74,7 +74,7 @@ class BlockedRender:
 
 def test_gc_keeps_what_a_running_render_of_a_shot_elsewhere_uses(folder, tmp_path):
     shot, other = shots(folder)
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     render = BlockedRender(shot, store)
     try:
         assert store.has("window", render.first.key)
@@ -103,7 +103,7 @@ def test_gc_keeps_what_a_running_render_of_a_shot_elsewhere_uses(folder, tmp_pat
 
 def test_the_lease_of_a_killed_render_is_cleaned_and_protects_nothing(folder, tmp_path):
     shot, other = shots(folder)
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     render = BlockedRender(shot, store)
     used = entries(store)
     render.kill()
@@ -118,7 +118,7 @@ def test_the_lease_of_a_killed_render_is_cleaned_and_protects_nothing(folder, tm
     assert entries(store) == set() and not list((store.root / ".leases").iterdir())
 
 
-class PausedStore(CacheStore):
+class PausedStore(LocalStore):
     """Stops a render as it starts, before its lease registers."""
 
     def __init__(self, root: Path):
@@ -156,7 +156,7 @@ def test_a_render_registering_after_gc_finds_what_gc_removed_missing(folder, cap
 
 
 def test_a_lease_covers_entries_added_while_it_lives_and_clear_waits_for_it(capsys, tmp_path):
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     foreseen, added = ("window", "a" * 64), ("prompt", "b" * 64)
     for kind, key in (foreseen, added):
         store.put(kind, key, {"tensors.safetensors": b"x"})

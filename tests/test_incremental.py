@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from framepack_render.cache import CacheStore
+from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.render.events import Cancel, Observer, RenderCancelled
-from framepack_render.render.executor import Renderer, Session
-from framepack_render.render.models import ModelPool
+from framepack_render.run.events import Cancel, Observer, RenderCancelled
+from framepack_render.run.executor import Renderer, Session
+from framepack_render.engines.framepack.models import ModelPool
 from framepack_render.spec import load
 from framepack_render.spec.errors import Mark
 from framepack_render.spec.model import ModelSpec
@@ -42,7 +42,7 @@ def fresh_pool() -> ModelPool:
 
 
 def render_with(pool: ModelPool, path: Path, cache: Path, **kwargs):
-    return Renderer(pool, CacheStore(cache), **kwargs).render(build_plan(load(path).shots[0]))
+    return Renderer(pool, LocalStore(cache), **kwargs).render(build_plan(load(path).shots[0]))
 
 
 def cli(*args: object, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -95,7 +95,7 @@ def test_one_process_loads_each_component_once_for_many_shots(folder, capsys, tm
 
 
 def test_a_session_shares_prompt_encodings_between_shots(folder, tmp_path):
-    session = Session(CacheStore(tmp_path / "c"))
+    session = Session(LocalStore(tmp_path / "c"))
     a = write(folder, "a.yaml", shot_text(output="out/a.mp4"))
     session.render(build_plan(load(a).shots[0]))
     encodings = len(session.memo)
@@ -128,7 +128,7 @@ def test_sequential_noise_decodes_again_from_cached_windows_identically(folder, 
     path = write(folder, "shot.yaml", shot_text(output="out/", noise="sequential"))
     render_with(fresh_pool(), path, tmp_path / "c")
     before = pngs(folder / "out")
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     images = {e.key: store.read("image", e.key, "tensors.safetensors")
               for e in store.entries(("image",))}
     for entry in list(store.entries(("frames", "image"))):
@@ -172,7 +172,7 @@ def test_kill_9_mid_render_loses_at_most_the_window_in_flight(folder, tmp_path):
     text = shot_text(output="out/", steps="40",
                      sections=sections("one", "two", "three", "four", "five", "six"))
     path = write(folder, "shot.yaml", text)
-    cache = CacheStore(tmp_path / "c")
+    cache = LocalStore(tmp_path / "c")
     process = subprocess.Popen([sys.executable, "-m", "framepack_render", "render", str(path),
                                 "--cache", str(cache.root), "--no-preview"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -202,7 +202,7 @@ def test_kill_9_mid_render_loses_at_most_the_window_in_flight(folder, tmp_path):
 def test_two_processes_on_one_cache_never_render_a_window_twice(folder, tmp_path):
     text = shot_text(output="out/", steps="30", sections=sections("one", "two", "three", "four"))
     path = write(folder, "shot.yaml", text)
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     # Hold the first window's lock so that both processes queue on it and then race.
     first = build_plan(load(path).shots[0]).generation_order[0].key
     held = store.lock("window", first)
@@ -326,7 +326,7 @@ def test_watch_cancels_a_render_made_stale_by_a_save(folder, tmp_path):
     try:
         watch.expect("started")
         deadline = time.monotonic() + 120
-        store = CacheStore(tmp_path / "c")
+        store = LocalStore(tmp_path / "c")
         while not list(store.entries(("window",))) and time.monotonic() < deadline:
             time.sleep(0.05)
         shot.write_text(body.replace("steps: 200", "steps: 3"))
@@ -350,7 +350,7 @@ def test_cache_ls_verify_gc_and_clear(folder, capsys, tmp_path):
     assert listing["bytes"] == sum(k["bytes"] for k in listing["kinds"].values()) > 0
 
     # verify finds a flipped byte; --discard removes the entry.
-    store = CacheStore(cache)
+    store = LocalStore(cache)
     window = next(store.entries(("window",)))
     data = bytearray((window.path / "tensors.safetensors").read_bytes())
     data[-1] ^= 0xFF
@@ -388,13 +388,13 @@ def test_cache_ls_verify_gc_and_clear(folder, capsys, tmp_path):
 def test_cache_gc_removes_nothing_when_a_shot_does_not_load(folder, capsys, tmp_path):
     path = write(folder, "shot.yaml", shot_text(output="out/v.mp4"))
     assert run(capsys, "render", path, "--cache", tmp_path / "c")[0] == 0
-    count = len(list(CacheStore(tmp_path / "c").entries()))
+    count = len(list(LocalStore(tmp_path / "c").entries()))
     write(folder, "broken.yaml", shot_text(output="out/b.mp4", stpes="3"))
     code, _, err = run(capsys, "cache", "gc", folder, "--cache", tmp_path / "c")
     assert code == 2 and "broken.yaml:" in err and "unknown key 'stpes'" in err
-    assert len(list(CacheStore(tmp_path / "c").entries())) == count
+    assert len(list(LocalStore(tmp_path / "c").entries())) == count
     code, _, _ = run(capsys, "cache", "gc", folder, "--cache", tmp_path / "c", "--skip-invalid")
-    assert code == 0 and len(list(CacheStore(tmp_path / "c").entries())) == count
+    assert code == 0 and len(list(LocalStore(tmp_path / "c").entries())) == count
 
 
 @pytest.mark.parametrize("age", ["3", "3x", "-2d", "d"])

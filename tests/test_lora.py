@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from framepack_render.render.lora import LoraError, apply_loras, read_lora
-from framepack_render.render.tiny import build_transformer
+from framepack_render.engines.framepack.lora import LoraError, apply_loras, read_lora
+from framepack_render.engines.framepack.tiny import build_transformer
 from framepack_render.spec.lora import file_sha256, lora_problem, parse_key
 
 RANK = 2

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from framepack_render.render import models, tiny
-from framepack_render.render.models import (COMPONENTS, Components, MissingWeights, ModelError,
+from framepack_render.engines.framepack import models, tiny
+from framepack_render.engines.framepack.models import (COMPONENTS, Components, MissingWeights, ModelError,
                                             ModelPool, ModelsFileError, UnsafeWeights,
                                             availability, load_transformer_file, locate)
-from framepack_render.render.tiny import TINY_PROMPT_TEMPLATE, build_tiny
+from framepack_render.engines.framepack.tiny import TINY_PROMPT_TEMPLATE, build_tiny
 from framepack_render.spec.errors import Mark
 from framepack_render.spec.model import ModelSpec
 
@@ -91,7 +91,7 @@ def test_tiny_is_deterministic(parts: Components) -> None:
 def test_tiny_is_deterministic_across_processes(parts: Components) -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
             "from tests.test_models import digest;"
-            "from framepack_render.render.tiny import build_tiny;"
+            "from framepack_render.engines.framepack.tiny import build_tiny;"
             "print(digest(build_tiny()))")
     out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True,
                          cwd=REPO, timeout=120, check=True)

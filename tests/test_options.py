@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from framepack_render.cache import CacheStore
+from framepack_render.store import LocalStore
 from framepack_render.plan import Plan, build_plan
 from framepack_render.plan.entries import referenced
-from framepack_render.render.executor import Session
-from framepack_render.render.forward import (TEACACHE_COEFFICIENTS, Contexts, RopeScaling,
+from framepack_render.run.executor import Session
+from framepack_render.engines.framepack.forward import (TEACACHE_COEFFICIENTS, Contexts, RopeScaling,
                                              TeaCache, WindowForward)
 from framepack_render.spec import load
 
@@ -50,7 +50,7 @@ def generated_from(plan: Plan, first: int) -> set[int]:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Session:
     """One session (pools per model setting, tiny weights) and one cache for the module."""
-    return Session(CacheStore(tmp_path_factory.mktemp("cache")))
+    return Session(LocalStore(tmp_path_factory.mktemp("cache")))
 
 
 def render(session: Session, folder: Path, output: str, **extra: str):

@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from framepack_render.cache import CacheStore
+from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.render.executor import Renderer
-from framepack_render.render.models import ModelPool
-from framepack_render.render.samplers import flow_sigmas, sample_euler, sample_unipc
+from framepack_render.run.executor import Renderer
+from framepack_render.engines.framepack.models import ModelPool
+from framepack_render.engines.framepack.samplers import flow_sigmas, sample_euler, sample_unipc
 from framepack_render.spec import load
 
 from .conftest import SIZE, png_frames, run, shot_text, write
@@ -26,7 +26,7 @@ from .conftest import SIZE, png_frames, run, shot_text, write
 def render(folder: Path, pool: ModelPool, text: str, cache: Path, **kwargs):
     path = write(folder, "shot.yaml", text)
     shot = load(path).shots[0]
-    return Renderer(pool, CacheStore(cache), **kwargs).render(build_plan(shot)), shot
+    return Renderer(pool, LocalStore(cache), **kwargs).render(build_plan(shot)), shot
 
 
 # ---------------------------------------------------------------- samplers
@@ -175,7 +175,7 @@ def test_a_corrupt_cache_entry_is_rendered_again_never_used(folder, pool, tmp_pa
     text = shot_text(output="out/")
     first, _ = render(folder, pool, text, tmp_path / "c")
     before = png_frames(folder / "out")
-    store = CacheStore(tmp_path / "c")
+    store = LocalStore(tmp_path / "c")
     entry = store.entry_dir("window", first.keys[1]) / "tensors.safetensors"
     data = bytearray(entry.read_bytes())
     data[-10] ^= 0xFF
@@ -208,7 +208,7 @@ def test_windows_are_reproducible_alone(folder, pool, tmp_path):
     """Per-window noise: a window rendered on its own equals the same window in a full run."""
     text = shot_text(output="out/")
     first, _ = render(folder, pool, text, tmp_path / "a")
-    store = CacheStore(tmp_path / "a")
+    store = LocalStore(tmp_path / "a")
     before = store.read("window", first.keys[0], "tensors.safetensors")
     shutil.rmtree(store.entry_dir("window", first.keys[0]))
     shutil.rmtree(folder / "out")  # an output that is up to date is never rendered again
@@ -273,7 +273,7 @@ def test_a_preview_grows_after_each_window_and_goes_away_at_the_end(folder, pool
 
     monkeypatch.setattr(Preview, "add", add)
     path = write(folder, "shot.yaml", shot_text(output="out/v.mp4"))
-    Renderer(pool, CacheStore(tmp_path / "c"), preview=True).render(build_plan(load(path).shots[0]))
+    Renderer(pool, LocalStore(tmp_path / "c"), preview=True).render(build_plan(load(path).shots[0]))
     assert seen == [33, 66, 99]
     assert not (folder / "out" / "v.preview.mp4").exists()
     assert (folder / "out" / "v.mp4").exists()

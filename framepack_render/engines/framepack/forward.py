@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..plan.layout import IndexLayout
+from ...plan.layout import IndexLayout
 
 # FramePack's TeaCache rescale polynomial, highest power first.
 TEACACHE_COEFFICIENTS = (7.33226126e+02, -4.01131952e+02, 6.75869174e+01, -3.14987800e+00,

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load, save
 
-from ..cache import CacheStore, Lease
+from . import LocalStore, Lease
 
 FILE = "tensors.safetensors"
 Tensors = dict[str, torch.Tensor]
@@ -58,7 +58,7 @@ class TensorCache:
 
     MEMO_KINDS = ("prompt", "image")
 
-    def __init__(self, store: CacheStore, *, read: bool = True, memo: Memo | None = None,
+    def __init__(self, store: LocalStore, *, read: bool = True, memo: Memo | None = None,
                  wait: Callable[[str, str], None] | None = None, lease: Lease | None = None):
         self.store = store
         self.lease = lease

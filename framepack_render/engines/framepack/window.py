@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..plan.layout import HISTORY_2X, HISTORY_4X, IndexLayout
+from ...plan.layout import HISTORY_2X, HISTORY_4X, IndexLayout
 from .conditioning import ImageEmbeds, TextEmbeds
 from .forward import Contexts, RopeScaling, TeaCache, WindowForward
 from .samplers import flow_sigmas, sample_euler, sample_unipc

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer as FileObserver
 
-from .render.events import Cancel, ModelError, RenderCancelled, RenderError
-from .spec import Loaded, Shot, ShotError
-from .spec.discover import is_shot_name, shot_files
-from .spec.errors import Diagnostic, display_path, print_diagnostics
+from .events import Cancel, ModelError, RenderCancelled, RenderError
+from ..spec import Loaded, Shot, ShotError
+from ..spec.discover import is_shot_name, shot_files
+from ..spec.errors import Diagnostic, display_path, print_diagnostics
 
 if TYPE_CHECKING:
     from rich.console import Console

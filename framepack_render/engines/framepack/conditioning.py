@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..plan.entries import prompt_key
-from .tensors import TensorCache
+from ...plan.entries import prompt_key
+from ...store.tensors import TensorCache
 
 
 @dataclass

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from .plan import EditNode, Plan, WindowNode
-from .render.events import Observer
+from ..plan import EditNode, Plan, WindowNode
+from .events import Observer
 
 
 class RichObserver(Observer):

@@ -13,9 +13,9 @@ import importlib.util
 
 import torch
 
-from ..plan.keys import default_dtype
-from ..spec.model import ModelSettings
-from .events import ModelError
+from ...plan.keys import default_dtype
+from ...spec.model import ModelSettings
+from ...run.events import ModelError
 from .lora import apply_loras
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,

@@ -66,7 +66,7 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("framepack-render", appauthor=False))
 
 
-class CacheStore:
+class LocalStore:
     def __init__(self, root: str | os.PathLike[str] | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
 
@@ -277,7 +277,7 @@ class Lease:
     lists them; an OS lock on a sibling file, held for the lease's life, says it is live, and
     the OS drops it when the process dies, even by kill -9."""
 
-    def __init__(self, store: CacheStore, keys: set[tuple[str, str]]):
+    def __init__(self, store: LocalStore, keys: set[tuple[str, str]]):
         self.store = store
         self.keys = set(keys)
         host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import CacheStore, Lease
+from ..store import LocalStore, Lease
 from ..output.decode import decode_latents, stream_segments, to_uint8
 from ..output.encode import write_image, write_sidecar
 from ..output.preview import Preview, preview_path
@@ -26,14 +26,14 @@ from ..plan import EditNode, Plan, WindowNode
 from ..plan.entries import Chunk, chunks, image_draw, image_key, referenced, segment_keys
 from ..plan.keys import canonical, content_key, model_identity
 from ..spec.model import Control, ImageRef, ModelSpec
-from .conditioning import (Conditioner, ImageEmbeds, TextEmbeds, frame_pixels, load_mask,
+from ..engines.framepack.conditioning import (Conditioner, ImageEmbeds, TextEmbeds, frame_pixels, load_mask,
                            load_pixels)
 from .events import Cancel, Observer, RenderError, RenderResult, up_to_date_result
-from .forward import RopeScaling
+from ..engines.framepack.forward import RopeScaling
 from .memory import release_large_buffers
-from .models import ModelPool, pool_identity
-from .tensors import Memo, TensorCache
-from .window import (HISTORY, CallStats, ContextFilter, WindowJob, forward_context,
+from ..engines.framepack.models import ModelPool, pool_identity
+from ..store.tensors import Memo, TensorCache
+from ..engines.framepack.window import (HISTORY, CallStats, ContextFilter, WindowJob, forward_context,
                      inverted_context, one_frame_context, sample_window)
 
 
@@ -41,7 +41,7 @@ class Session:
     """What stays resident between renders in one process (several shots, a watch): a model
     pool per model identity, each component loaded once, and the encodings shared by all."""
 
-    def __init__(self, store: CacheStore, device: str | torch.device = "cpu"):
+    def __init__(self, store: LocalStore, device: str | torch.device = "cpu"):
         self.store = store
         self.device = device
         self.pools: dict[str, ModelPool] = {}
@@ -61,7 +61,7 @@ class Session:
 
 
 class Renderer:
-    def __init__(self, pool: Any, store: CacheStore, *, force: bool = False,
+    def __init__(self, pool: Any, store: LocalStore, *, force: bool = False,
                  observer: Observer | None = None, preview: bool = False,
                  memo: Memo | None = None, cancel: Cancel | None = None):
         self.pool = pool

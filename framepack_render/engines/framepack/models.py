@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from ..profiles import PROFILES
-from ..spec.errors import Mark, suggest
-from ..spec.model import ModelSpec
-from .events import ModelError
+from ...profiles import PROFILES
+from ...spec.errors import Mark, suggest
+from ...spec.model import ModelSpec
+from ...run.events import ModelError
 
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
               "image_encoder", "feature_extractor", "vae")
@@ -578,7 +578,7 @@ def real_prompt_template() -> dict[str, Any]:
 
 def pool_identity(model: ModelSpec) -> dict[str, Any]:
     """What makes two shots' pools differ: the weights and every setting of ``model:``."""
-    from ..plan.keys import model_identity, transformer_identity
+    from ...plan.keys import model_identity, transformer_identity
 
     settings = model.settings
     return {"model": model_identity(model), "paths": model.paths,

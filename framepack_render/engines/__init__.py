@@ -1,0 +1,1 @@
+"""Engines: a planner (shot to tasks with keys, no torch) plus the code that runs its tasks."""

@@ -1,0 +1,1 @@
+"""Running plans: executors, the resident Session, events and progress, watch."""
