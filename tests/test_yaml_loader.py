@@ -6,13 +6,18 @@ problems with the file as a whole), never a PyYAML or Python exception.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from framepack_render.spec import yaml_loader
 from framepack_render.spec.errors import Mark, ShotError
-from framepack_render.spec.yaml_loader import MAX_FILE_BYTES, load_yaml
+from framepack_render.spec.yaml_loader import (MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES,
+                                               MAX_VALUES, load_yaml, parse_scalar)
 
 ONE_LINE = re.compile(r"^[^:\n]+:\d+:\d+: [^\n]+$")
 
@@ -47,10 +52,20 @@ def _positioned_error(path: Path) -> str:
     return text
 
 
+PARSERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])
+
+
+@pytest.fixture(params=PARSERS, ids=lambda p: p.__name__)
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
+    """Runs a test with PyYAML's own parser and, where PyYAML has it, libyaml's."""
+    monkeypatch.setattr(yaml_loader, "_PARSER", request.param)
+    return request.param
+
+
 # ------------------------------------------------------------------ marks
 
 
-def test_marks_of_keys_and_values_are_one_based(yl_dir: Path) -> None:
+def test_marks_of_keys_and_values_are_one_based(yl_dir: Path, parser: type) -> None:
     path = _write(yl_dir, (
         "version: 1\n"
         "# a comment line\n"
@@ -99,7 +114,7 @@ def test_values_are_plain_yaml_types(yl_dir: Path) -> None:
     }
 
 
-def test_columns_count_characters_not_bytes(yl_dir: Path) -> None:
+def test_columns_count_characters_not_bytes(yl_dir: Path, parser: type) -> None:
     path = _write(yl_dir, "prompt: café\nsizes: [ü, x]\n")
     root = load_yaml(path)
     assert root.value["prompt"].value == "café"
@@ -200,7 +215,7 @@ def _alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_billion_laughs_fails_with_expansion_limit(yl_dir: Path) -> None:
+def test_billion_laughs_fails_with_expansion_limit(yl_dir: Path, parser: type) -> None:
     text = _positioned_error(_write(yl_dir, _alias_bomb()))
     assert "expands to more than 50000 values through aliases" in text
 
@@ -226,7 +241,7 @@ def test_ordinary_aliases_are_expanded(yl_dir: Path) -> None:
     ("&x [1, *x]\n", "1:1"),
     ("a: &x\n  - c: 1\n  - d: [*x]\n", "1:4"),
 ])
-def test_self_referencing_alias_fails(yl_dir: Path, doc: str, mark: str) -> None:
+def test_self_referencing_alias_fails(yl_dir: Path, parser: type, doc: str, mark: str) -> None:
     text = _positioned_error(_write(yl_dir, doc))
     assert text == f"shot.yaml:{mark}: an alias refers to a value that contains it"
 
@@ -282,7 +297,8 @@ def test_utf32_file_is_named_as_such(yl_dir: Path) -> None:
     ("sections:\n\t- prompt: a\n", "2:1"),
     ("a:\n  b: 1\n\tc: 2\n", "3:1"),
 ])
-def test_tab_indentation_gives_the_tab_message(yl_dir: Path, doc: str, mark: str) -> None:
+def test_tab_indentation_gives_the_tab_message(yl_dir: Path, parser: type, doc: str,
+                                               mark: str) -> None:
     text = _positioned_error(_write(yl_dir, doc))
     assert text == f"shot.yaml:{mark}: a tab character; YAML indents with spaces only"
 
@@ -291,7 +307,7 @@ def test_tab_indentation_gives_the_tab_message(yl_dir: Path, doc: str, mark: str
     ("a: 1\n---\nb: 2\n", "2:1"),
     ("---\na: 1\n---\nb: 2\n", "3:1"),
 ])
-def test_multiple_documents_are_rejected(yl_dir: Path, doc: str, mark: str) -> None:
+def test_multiple_documents_are_rejected(yl_dir: Path, parser: type, doc: str, mark: str) -> None:
     text = _positioned_error(_write(yl_dir, doc))
     assert text == (f"shot.yaml:{mark}: more than one YAML document ('---'); "
                     "a shot file holds one")
@@ -311,7 +327,7 @@ def test_empty_file(yl_dir: Path, data: bytes) -> None:
 # ------------------------------------------------------------------ merge keys
 
 
-def test_merge_key_fills_missing_keys_and_explicit_keys_win(yl_dir: Path) -> None:
+def test_merge_key_fills_missing_keys_and_explicit_keys_win(yl_dir: Path, parser: type) -> None:
     path = _write(yl_dir, (
         "x-defaults: &defaults\n"
         "  steps: 8\n"
@@ -408,3 +424,153 @@ def test_oversized_file_is_rejected_before_parsing(yl_dir: Path) -> None:
     text = _positioned_error(path)
     assert text.startswith("shot.yaml:1:1: file is ")
     assert "limited to 4 MiB" in text
+
+
+# ------------------------------------------------------------------ structural extremes
+# Each bound holds with either parser, fails at the first value past it, and quickly.
+
+DEEP = 10_000
+
+
+@pytest.mark.parametrize("doc, mark", [
+    # The 65th '[' is the first value 65 levels below the top-level mapping.
+    pytest.param("a: " + "[" * DEEP + "]" * DEEP + "\n", "1:68", id="flow-sequences"),
+    # The key of the 64th mapping is the first value 65 levels down.
+    pytest.param("a: " + "{b: " * DEEP + "1" + "}" * DEEP + "\n", "1:257", id="flow-mappings"),
+    pytest.param("a:\n  " + "- " * DEEP + "1\n", "2:131", id="block-sequences"),
+    # Block mappings need a line and an indent per level: 2000 levels is 2 MB already.
+    pytest.param("".join(" " * i + "a:\n" for i in range(2000)), "65:65", id="block-mappings"),
+    pytest.param("a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30 + "\n",
+                 "2:34", id="through-an-alias"),
+])
+def test_deep_nesting_fails_where_it_passes_the_limit(yl_dir: Path, parser: type, doc: str,
+                                                      mark: str) -> None:
+    started = time.perf_counter()
+    text = _positioned_error(_write(yl_dir, doc))
+    assert text == f"shot.yaml:{mark}: values nested more than {MAX_DEPTH} levels deep"
+    assert time.perf_counter() - started < 10
+
+
+def test_deepest_allowed_nesting_loads(yl_dir: Path, parser: type) -> None:
+    root = load_yaml(_write(yl_dir, "a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n"))
+    node, depth = root.value["a"], 1
+    while node.value:
+        node, depth = node.value[0], depth + 1
+    assert depth == MAX_DEPTH
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="libyaml's own nesting limit")
+def test_libyaml_nesting_limit_far_into_a_file_still_names_our_limit(yl_dir: Path) -> None:
+    # libyaml refuses 1000 levels of flow nesting before handing any over; so far into a big
+    # file the error stays at libyaml's position, in our words.
+    doc = "x: '" + "y" * 300_000 + "'\nz: " + "[" * 2000 + "]" * 2000 + "\n"
+    text = _positioned_error(_write(yl_dir, doc))
+    assert text.startswith("shot.yaml:2:")
+    assert text.endswith(f"values nested more than {MAX_DEPTH} levels deep")
+
+
+def test_written_values_are_bounded_without_talk_of_aliases(
+        yl_dir: Path, parser: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml_loader, "MAX_VALUES", 1000)
+    # The mapping, its key, the list and 997 items are 1000 values.
+    load_yaml(_write(yl_dir, "a: [" + ", ".join(["1"] * 997) + "]\n"))
+    text = _positioned_error(_write(yl_dir, "a: [" + ", ".join(["1"] * 998) + "]\n"))
+    assert text == ("shot.yaml:1:2996: the file holds more than 1000 values; a shot file is "
+                    "far smaller")
+
+
+def test_the_real_value_limit_is_quick_and_says_what_it_counts(yl_dir: Path) -> None:
+    started = time.perf_counter()
+    text = _positioned_error(_write(yl_dir, "a: [" + "1," * MAX_VALUES + "1]\n"))
+    assert f"holds more than {MAX_VALUES} values" in text and "alias" not in text
+    assert time.perf_counter() - started < 10
+
+
+def test_a_large_file_without_aliases_is_no_alias_expansion(yl_dir: Path) -> None:
+    count = MAX_ALIAS_VALUES + 5000
+    root = load_yaml(_write(yl_dir, "a: [" + "1," * count + "1]\n"))
+    assert len(root.value["a"].value) == count + 1
+
+
+def test_only_what_aliases_add_counts_toward_their_limit(
+        yl_dir: Path, parser: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml_loader, "MAX_ALIAS_VALUES", 100)
+    written = "w: [" + ", ".join(["1"] * 500) + "]\n"  # 500 written values cost nothing here
+    item = "a: &a [" + ", ".join(["1"] * 49) + "]\n"  # 50 values: the list and 49 items
+    root = load_yaml(_write(yl_dir, written + item + "b: [*a, *a]\n"))
+    assert len(root.value["b"].value) == 2
+    text = _positioned_error(_write(yl_dir, written + item + "b: [*a, *a, *a]\n"))
+    assert text == ("shot.yaml:3:13: the document expands to more than 100 values through "
+                    "aliases; a shot file is far smaller")
+
+
+@pytest.mark.parametrize("doc, mark, words", [
+    pytest.param("a: 1\nb: x\x00y\n", "2:5", "NUL byte", id="nul"),
+    pytest.param("a: 1\nb: x\x07y\n", "2:5", "control character U+0007", id="bell"),
+    pytest.param("a: 1\rb: x\x1by\r", "2:5", "control character U+001B", id="after-a-bare-cr"),
+    pytest.param("a: 1\r\nb: \ufffe\r\n", "2:4", "control character U+FFFE", id="after-crlf"),
+])
+def test_characters_yaml_forbids_are_named_where_they_are(yl_dir: Path, parser: type, doc: str,
+                                                           mark: str, words: str) -> None:
+    text = _positioned_error(_write(yl_dir, doc))
+    assert text.startswith(f"shot.yaml:{mark}: ") and words in text
+
+
+def test_lone_surrogate_escape_is_refused(yl_dir: Path, parser: type) -> None:
+    text = _positioned_error(_write(yl_dir, 'a: 1\nb: "x\\ud800y"\n'))
+    assert text.startswith("shot.yaml:2:")
+    # PyYAML reads the escape and it is refused as half a character; libyaml refuses it.
+    assert "lone surrogate escape (\\ud800)" in text or "invalid Unicode character escape" in text
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_crlf_and_bare_cr_line_breaks_keep_marks(yl_dir: Path, parser: type,
+                                                 newline: str) -> None:
+    root = load_yaml(_write(yl_dir, f"a: 1{newline}b:{newline}  c: 2{newline}"))
+    assert root.plain() == {"a": 1, "b": {"c": 2}}
+    assert root.value["b"].value["c"].mark == Mark("shot.yaml", 3, 6)
+
+
+@pytest.mark.parametrize("doc, mark, message", [
+    ("a: *nope\n", "1:4", "found undefined alias 'nope'"),
+    ("a: &x 1\nb: &x 2\n", "2:4", "anchor '&x' is defined twice (first at line 1)"),
+    ("a: 1\nb: " + "9" * 5000 + "\n", "2:4", "number of 5000 characters is too long to read"),
+])
+def test_other_composer_errors_are_one_line(yl_dir: Path, parser: type, doc: str, mark: str,
+                                            message: str) -> None:
+    assert _positioned_error(_write(yl_dir, doc)) == f"shot.yaml:{mark}: {message}"
+
+
+def test_either_parser_names_the_character_that_cannot_start_a_token(
+        yl_dir: Path, parser: type) -> None:
+    text = _positioned_error(_write(yl_dir, "a: 1\nb: `x\n"))
+    assert text == ("shot.yaml:2:4: found character '`' that cannot start any token (while "
+                    "scanning for the next token)")
+
+
+@pytest.mark.parametrize("special, message", [
+    ("/dev/null", "is a device file, not a shot file"),
+    ("fifo", "is a named pipe (FIFO), not a shot file"),
+    ("dangling", "is a broken symbolic link (to 'nowhere.yaml')"),
+    ("loop", "is a loop of symbolic links"),
+])
+def test_special_files_are_named_and_never_read(yl_dir: Path, special: str,
+                                                message: str) -> None:
+    if special == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no named pipes here")
+        os.mkfifo(yl_dir / "fifo")  # opened for reading, it would block
+    elif special == "dangling":
+        (yl_dir / "dangling").symlink_to("nowhere.yaml")
+    elif special == "loop":
+        (yl_dir / "loop").symlink_to("loop2")
+        (yl_dir / "loop2").symlink_to("loop")
+    elif not Path(special).exists():
+        pytest.skip(f"no {special} here")
+    assert _positioned_error(Path(special)) == f"{special}:1:1: {message}"
+
+
+def test_command_line_values_are_read_by_the_same_loader() -> None:
+    deep = "[" * DEEP + "]" * DEEP
+    assert parse_scalar(deep) == deep  # text, not a stack overflow
+    assert parse_scalar("30") == 30 and parse_scalar("") is None and parse_scalar("nan") == "nan"

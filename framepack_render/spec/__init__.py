@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Diagnostic, Mark, Report, ShotError, display_path
+from .files import resolve
 from .model import Shot
 from .semantic import build_shot
 from .templates import expand_csv, expand_shot, parse_sets
@@ -26,8 +27,17 @@ def load(path: str | Path, *, sets: list[str] | tuple[str, ...] = (),
     ``path`` is a shot file, or with ``template`` a CSV of jobs (one shot per row).
     """
     path = Path(path)
-    root = Path(output_root).resolve() if output_root is not None else None
-    set_nodes = parse_sets(list(sets))
+    try:
+        return _load(path, list(sets), template, output_root)
+    except RecursionError:  # the limits keep every walk shallow; should one not, still one line
+        raise ShotError.at(Mark(display_path(path)), "the shot is nested too deeply to "
+                                                     "check") from None
+
+
+def _load(path: Path, sets: list[str], template: str | Path | None,
+          output_root: str | Path | None) -> Loaded:
+    root = resolve(output_root) if output_root is not None else None
+    set_nodes = parse_sets(sets)
     if template is not None:
         expansions = expand_csv(path, Path(template), set_nodes)
     elif path.suffix.lower() == ".csv":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import Mark, ShotError, display_path, suggest_file
+from .files import FileProblem, check_regular, resolve
 from .yaml_loader import load_yaml
 
 SHOT_SUFFIXES = (".yaml", ".yml")
@@ -28,12 +29,15 @@ def shot_files(paths: list[Path], *, csv: bool = False) -> list[Path]:
                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
                           and (is_shot_name(p) or (csv and p.suffix.lower() == ".csv"))]
             templates = extended(candidates)
-            found.update((p.resolve(), None) for p in candidates if p.resolve() not in templates)
-        elif path.is_file():
-            found[path.resolve()] = None
-        else:
-            raise ShotError.at(Mark(display_path(path)),
-                               "no such file or folder" + suggest_file(path))
+            found.update((resolve(p), None) for p in candidates if resolve(p) not in templates)
+            continue
+        try:
+            check_regular(path, "a shot file")
+        except FileProblem as problem:
+            message = ("no such file or folder" + suggest_file(path)) if problem.missing \
+                else str(problem)
+            raise ShotError.at(Mark(display_path(path)), message) from None
+        found[resolve(path)] = None
     return list(found)
 
 
@@ -49,5 +53,5 @@ def extended(files: list[Path]) -> set[Path]:
             continue
         node = doc.value.get("extends") if doc.is_map else None
         if node is not None and isinstance(node.value, str) and node.value.strip():
-            parents.add((Path(node.base) / node.value).resolve())
+            parents.add(resolve(Path(node.base) / node.value))
     return parents

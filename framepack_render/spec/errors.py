@@ -95,16 +95,18 @@ class Report:
 
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)  # duplicates in O(1)
 
     def error(self, mark: Mark, message: str) -> None:
-        diagnostic = Diagnostic(mark, message)
-        if diagnostic not in self.errors:
-            self.errors.append(diagnostic)
+        self._add(self.errors, Diagnostic(mark, message))
 
     def warn(self, mark: Mark, message: str) -> None:
-        diagnostic = Diagnostic(mark, message, "warning")
-        if diagnostic not in self.warnings:
-            self.warnings.append(diagnostic)
+        self._add(self.warnings, Diagnostic(mark, message, "warning"))
+
+    def _add(self, into: list[Diagnostic], diagnostic: Diagnostic) -> None:
+        if diagnostic not in self._seen:
+            self._seen.add(diagnostic)
+            into.append(diagnostic)
 
     def raise_if_errors(self) -> None:
         if self.errors:

@@ -7,8 +7,10 @@ import io
 import warnings
 from pathlib import Path
 
+from .files import FileProblem, check_regular, read_regular
 from .model import ImageInfo
 
+MAX_IMAGE_BYTES = 256 * 1024 * 1024  # far above any frame; a larger "image" is not one
 _MEMO: dict[tuple[str, int, int], ImageInfo] = {}
 
 
@@ -17,22 +19,18 @@ class ImageProblem(Exception):
 
 
 def probe_image(path: Path) -> ImageInfo:
-    """Read, hash and fully decode ``path``. Memoised on (path, size, mtime) within a process."""
+    """Read, hash and fully decode ``path``. Memoised on (path, size, mtime) within a process.
+
+    Only a regular file is read (a device, FIFO or socket is named as such, never opened in a
+    way that blocks), and no more than MAX_IMAGE_BYTES of it."""
     try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise ImageProblem("not found") from None
-    except OSError as exc:
-        raise ImageProblem(f"cannot read it: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise ImageProblem("is a folder, not an image")
-    memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if memo_key in _MEMO:
-        return _MEMO[memo_key]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageProblem(f"cannot read it: {exc.strerror or exc}") from None
+        stat = check_regular(path, "an image")
+        memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if memo_key in _MEMO:
+            return _MEMO[memo_key]
+        data = read_regular(path, "an image", MAX_IMAGE_BYTES)
+    except FileProblem as problem:
+        raise ImageProblem(str(problem)) from None
     from PIL import Image, UnidentifiedImageError  # imported on first image: start-up stays quick
 
     try:

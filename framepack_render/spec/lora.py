@@ -2,7 +2,7 @@
 
 The shot validator calls ``lora_problem`` for every LoRA a shot names, so it reads only the
 safetensors header (a length and a JSON table of tensor names, dtypes and shapes) and never the
-weights. The render side (``framepack_render.render.lora``) reads the tensors and reuses
+weights. The render side (``framepack_render.engines.framepack.lora``) reads the tensors and reuses
 ``parse_key`` and ``lora_target`` here, so both sides agree on what a key means.
 
 Two key formats are understood, one per file:
@@ -20,6 +20,8 @@ import json
 import struct
 from pathlib import Path
 from typing import NamedTuple
+
+from .files import FileProblem, check_regular, open_regular
 
 __all__ = ["DIFFUSERS", "KOHYA", "LoraKey", "file_sha256", "lora_problem", "lora_target",
            "parse_key"]
@@ -81,7 +83,8 @@ def parse_key(key: str) -> LoraKey | None:
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's bytes, read in 1 MiB chunks (LoRAs reach hundreds of MB)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    handle, _ = open_regular(path, "a LoRA file")
+    with handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -89,12 +92,13 @@ def file_sha256(path: Path) -> str:
 
 def _read_header(path: Path) -> dict[str, dict] | None:
     """The tensor table of a safetensors file, or None when the bytes are not one."""
-    with open(path, "rb") as handle:
+    handle, info = open_regular(path, "a LoRA file")
+    with handle:
         head = handle.read(8)
         if len(head) < 8:
             return None
         (length,) = struct.unpack("<Q", head)
-        if length == 0 or length > MAX_HEADER:
+        if length == 0 or length > min(MAX_HEADER, info.st_size - 8):
             return None
         raw = handle.read(length)
     if len(raw) < length:
@@ -134,15 +138,17 @@ def lora_problem(path: Path) -> str | None:
     """None when ``path`` is a LoRA in a supported format, else a short reason for the user,
     meant to follow the file's name ("... does not exist"). Reads only the header."""
     path = Path(path)
-    if not path.exists():
-        return "does not exist"
-    if not path.is_file():
-        return "is not a file"
+    try:
+        check_regular(path, "a LoRA file")
+    except FileProblem as problem:
+        return "does not exist" if problem.missing else str(problem)
     if path.suffix.lower() != ".safetensors":
         # Pickled formats (.pt, .ckpt, .bin) can run code when loaded; they are never opened.
         return "is not a .safetensors file"
     try:
         table = _read_header(path)
+    except FileProblem as problem:
+        return str(problem)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
     if table is None:

@@ -12,6 +12,7 @@ from .errors import Report, suggest
 from .yaml_loader import Node
 
 _SCHEMA_NAME = "shot.schema.json"
+MAX_UNKNOWN_KEYS = 50  # listed one by one per mapping; a flood of them is counted instead
 
 
 def schema_path() -> Path:
@@ -66,9 +67,14 @@ def _explain(error: Any, doc: Node, report: Report, seen: set[tuple]) -> None:
     if v == "additionalProperties":
         allowed = _allowed_keys(error.schema)
         extras = [k for k in instance if k not in allowed and not k.startswith("x-")]
-        for extra in extras:
-            where = f" in {name}" if name != "the shot" else ""
+        where = f" in {name}" if name != "the shot" else ""
+        for extra in extras[:MAX_UNKNOWN_KEYS]:
             report.error(node.key_mark(extra), f"unknown key '{extra}'{where}{suggest(extra, allowed)}")
+        if len(extras) > MAX_UNKNOWN_KEYS:
+            rest = len(extras) - MAX_UNKNOWN_KEYS
+            report.error(node.key_mark(extras[MAX_UNKNOWN_KEYS]),
+                         f"and {rest} more unknown key{'s' if rest > 1 else ''}{where} from here "
+                         "on (not listed one by one)")
         return
     if v == "required":
         missing = error.validator_value

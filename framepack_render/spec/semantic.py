@@ -15,6 +15,7 @@ from typing import Any
 
 from ..profiles import PROFILES
 from .errors import Mark, Report, display_path, suggest, suggest_file
+from .files import FileProblem, resolve
 from .images import ImageProblem, probe_image
 from .lora import file_sha256, lora_problem
 from .model import (IMAGE_FORMATS, VIDEO_FORMATS, Control, Edit, Experimental, FlowShift,
@@ -65,7 +66,7 @@ class _Checker:
         self.exp = exp
         self.doc = exp.doc
         self.report = report
-        self.root = (output_root or exp.source.resolve().parent).resolve()
+        self.root = resolve(output_root or resolve(exp.source).parent)
         self.root_given = output_root is not None
         self.edit_names = [e.value["name"].value for e in self._edit_nodes()]
 
@@ -132,7 +133,7 @@ class _Checker:
             post=self._post(),
             experimental=self._experimental(),
             row=self.exp.row,
-            files=tuple(dict.fromkeys([self.exp.source.resolve(), *self.exp.files])),
+            files=tuple(dict.fromkeys([resolve(self.exp.source), *self.exp.files])),
         )
 
     def _model(self) -> ModelSpec:
@@ -145,7 +146,7 @@ class _Checker:
         for key in MODEL_COMPONENTS:
             child = node.get(key)
             if child is not None:
-                paths[key] = str((Path(child.base) / child.value).expanduser().resolve())
+                paths[key] = str(resolve((Path(child.base) / child.value).expanduser()))
         return ModelSpec(node.value["profile"].value, node.mark, paths, self._model_settings(node))
 
     def _model_settings(self, node: Node) -> ModelSettings:
@@ -168,15 +169,21 @@ class _Checker:
 
     def _lora(self, node: Node) -> Lora | None:
         path_node = node.get("path")
-        path = (Path(path_node.base) / path_node.value).expanduser().resolve()
-        problem = "does not exist" if not path.is_file() else lora_problem(path)
-        if problem is not None:
-            hint = suggest_file(path) if not path.exists() else ""
-            self.report.error(path_node.mark, f"LoRA '{path_node.value}' {problem}{hint}")
-            return None
-        scale = node.get("scale")
-        return Lora(path, _sha256(path), 1.0 if scale is None else float(scale.value),
-                    path_node.mark)
+        written = (Path(path_node.base) / path_node.value).expanduser()
+        path = resolve(written)
+        problem = lora_problem(written)  # the path as written: a broken link is named as one
+        if problem is None:
+            try:
+                digest = _sha256(path)
+            except (FileProblem, OSError) as exc:  # changed since it was checked
+                problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+            else:
+                scale = node.get("scale")
+                return Lora(path, digest, 1.0 if scale is None else float(scale.value),
+                            path_node.mark)
+        hint = suggest_file(written) if problem == "does not exist" else ""
+        self.report.error(path_node.mark, f"LoRA '{path_node.value}' {problem}{hint}")
+        return None
 
     def _sampling(self, model: ModelSpec) -> str:
         return self.value("sampling") or PROFILES[model.profile].sampling
@@ -204,15 +211,14 @@ class _Checker:
             info = None
         return ImageRef(node.mark, info=info, text=text)
 
-    def _source_info(self, ref: ImageRef | None, edits: dict[str, Edit], depth: int = 0
-                     ) -> ImageInfo | None:
+    def _source_info(self, ref: ImageRef | None, edits: dict[str, Edit]) -> ImageInfo | None:
         """The file an image field ultimately comes from (an edit starts from its image)."""
-        if ref is None or depth > len(edits):
-            return None
-        if ref.edit is None:
-            return ref.info
-        edit = edits.get(ref.edit)
-        return self._source_info(edit.image, edits, depth + 1) if edit else None
+        for _ in range(len(edits) + 1):  # a longer chain is a cycle, reported elsewhere
+            if ref is None or ref.edit is None:
+                return ref.info if ref is not None else None
+            edit = edits.get(ref.edit)
+            ref = edit.image if edit is not None else None
+        return None
 
     # ------------------------------------------------------------ size
 
@@ -403,21 +409,32 @@ class _Checker:
             for ref in _edit_refs(node):
                 refs.append((ref.value["edit"].value, ref.mark))
             graph.setdefault(node.value["name"].value, refs)
-        state: dict[str, int] = {}
+        state: dict[str, int] = {}  # 1 on the current path, 2 done
+        for start in graph:
+            if state.get(start) is None:
+                self._walk_edits(graph, state, start)
 
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            for target, mark in graph.get(name, []):
-                if state.get(target) == 1:
-                    cycle = path[path.index(target):] + [target]
-                    self.report.error(mark, f"edits form a cycle: {' -> '.join(cycle)}")
-                elif target in graph and state.get(target) is None:
-                    visit(target, path + [target])
-            state[name] = 2
-
-        for name in graph:
-            if state.get(name) is None:
-                visit(name, [name])
+    def _walk_edits(self, graph: dict[str, list[tuple[str, Mark]]], state: dict[str, int],
+                    start: str) -> None:
+        """Depth-first from ``start`` with an explicit stack (a chain of edits may be long),
+        reporting each edge that closes a cycle."""
+        path = [start]
+        pending = [iter(graph[start])]
+        state[start] = 1
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            target, mark = step
+            if state.get(target) == 1:
+                cycle = path[path.index(target):] + [target]
+                self.report.error(mark, f"edits form a cycle: {' -> '.join(cycle)}")
+            elif target in graph and state.get(target) is None:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(graph[target]))
 
     def _used_edits(self, edits: list[Edit], image: ImageRef | None,
                     end_image: ImageRef | None, sections: list[Section]) -> list[Edit]:
@@ -502,7 +519,7 @@ class _Checker:
     def _inside_root(self, node: Node) -> Path | None:
         """Outputs resolve against the shot's folder (or --output-root) and must stay inside."""
         raw = Path(node.value).expanduser()
-        path = (raw if raw.is_absolute() else self.root / raw).resolve()
+        path = resolve(raw if raw.is_absolute() else self.root / raw)
         if not path.is_relative_to(self.root) or path == self.root:
             where = "--output-root" if self.root_given else "the shot's folder"
             tip = "" if self.root_given else "; pass --output-root DIR to write elsewhere"

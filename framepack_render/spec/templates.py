@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Diagnostic, Mark, ShotError, display_path, suggest, suggest_file
+from .files import FileProblem, check_regular, resolve
+from .limits import MAX_SECTIONS_CHECKED, MAX_VARS, check_counts, section_count
 from .yaml_loader import Node, copy_node, load_yaml, parse_scalar, read_text
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -42,19 +44,28 @@ class Expansion:
 def load_with_extends(path: Path) -> tuple[Node, tuple[Path, ...]]:
     """The shot merged over its chain of templates, and the files of that chain."""
     chain: list[Path] = []
-    doc = _load_chain(path.resolve(), chain, None)
-    return doc, tuple(chain)
+    docs: list[Node] = []
+    target: Path | None = path
+    via: Mark | None = None
+    while target is not None:  # a loop, not recursion: a chain may be long
+        doc, target, via = _load_link(target, chain, via)
+        docs.append(doc)
+    merged = docs[-1]
+    for doc in reversed(docs[:-1]):
+        merged = merge(merged, doc)
+    check_counts(merged)
+    return merged, tuple(chain)
 
 
-def _load_chain(path: Path, chain: list[Path], via: Mark | None) -> Node:
+def _load_link(written: Path, chain: list[Path], via: Mark | None
+               ) -> tuple[Node, Path | None, Mark | None]:
+    """One file of an extends chain (as written at ``via``), and the template it extends with
+    where it says so."""
+    path = resolve(written)
     if path in chain:
         names = " -> ".join(display_path(p) for p in chain[chain.index(path):] + [path])
         raise ShotError.at(via or Mark(display_path(path)), f"extends cycle: {names}")
-    if via is not None and path.is_dir():
-        raise ShotError.at(via, f"template {display_path(path)} is a folder, not a shot file")
-    if via is not None and not path.is_file():
-        raise ShotError.at(via, f"template {display_path(path)} not found"
-                                + suggest_file(path))
+    _require_file(written, via)  # the path as written, so that a broken link is named as one
     chain.append(path)
     doc = load_yaml(path)
     if not doc.is_map:
@@ -62,12 +73,23 @@ def _load_chain(path: Path, chain: list[Path], via: Mark | None) -> Node:
                                      "and output")
     parent_node = doc.value.pop("extends", None)
     if parent_node is None:
-        return doc
+        return doc, None, None
     if not isinstance(parent_node.value, str) or not parent_node.value.strip():
         raise ShotError.at(parent_node.mark, "extends must be the path of a template file")
-    parent = _load_chain((Path(parent_node.base) / parent_node.value).resolve(), chain,
-                         parent_node.mark)
-    return merge(parent, doc)
+    return doc, Path(parent_node.base) / parent_node.value, parent_node.mark
+
+
+def _require_file(path: Path, via: Mark | None) -> None:
+    """A one-line error unless ``path`` is a regular file: the shot, or a template it names at
+    ``via``."""
+    try:
+        check_regular(path, "a shot file")
+    except FileProblem as problem:
+        if via is None:
+            raise ShotError.at(Mark(display_path(path)),
+                               "no such file" if problem.missing else str(problem)) from None
+        raise ShotError.at(via, f"template {display_path(path)} {problem}"
+                                + (suggest_file(path) if problem.missing else "")) from None
 
 
 def merge(base: Node, over: Node) -> Node:
@@ -186,6 +208,7 @@ def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
     if len(combos) > MAX_EXPANSIONS:
         raise ShotError.at(doc.key_mark("matrix"), f"the matrix expands to {len(combos)} shots; "
                                                    f"the limit is {MAX_EXPANSIONS}")
+    _check_sections_checked(len(combos), doc, doc.key_mark("matrix"), "the matrix")
     body = Node({k: v for k, v in doc.items() if k not in ("vars", "matrix")}, doc.mark,
                 doc.base, {k: m for k, m in doc.key_marks.items() if k not in ("vars", "matrix")})
     expansions = []
@@ -201,6 +224,16 @@ def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
             files=files,
         ))
     return expansions
+
+
+def _check_sections_checked(shots: int, doc: Node, mark: Mark, what: str) -> None:
+    """A few lines of matrix or CSV must not multiply into more sections than anyone checks:
+    the bound is on shots times sections."""
+    total = shots * section_count(doc)
+    if total > MAX_SECTIONS_CHECKED:
+        raise ShotError.at(mark, f"{what} expands to {shots} shots of {section_count(doc)} "
+                                 f"sections: {total} sections to check (at most "
+                                 f"{MAX_SECTIONS_CHECKED})")
 
 
 def _declared_vars(doc: Node) -> dict[str, Node]:
@@ -266,12 +299,12 @@ def parse_sets(items: list[str]) -> dict[str, Node]:
 def expand_csv(csv_path: Path, template: Path, sets: dict[str, Node]) -> list[Expansion]:
     """One shot per CSV row: the template with the row's columns as vars."""
     shown = display_path(csv_path)
-    text = read_text(csv_path, shown)
+    text = read_text(csv_path, shown, "a CSV file")
     header_line, header_cols, rows = _csv_rows(text, shown)
     doc, files = load_with_extends(template)
-    base = str(csv_path.resolve().parent)
+    base = str(resolve(csv_path).parent)
     known = set(_declared_vars(doc)) | set(_matrix(doc)) | referenced_vars(doc)
-    expansions = []
+    expansions: list[Expansion] = []
     for line, cells in rows:
         row = {name: Node(parse_scalar(value), Mark(shown, line, col), base)
                for name, (value, col) in cells.items()}
@@ -279,6 +312,11 @@ def expand_csv(csv_path: Path, template: Path, sets: dict[str, Node]) -> list[Ex
         for expansion in _expand(doc, csv_path, label, sets, row, files):
             expansion.row = Mark(shown, line, 1)
             expansions.append(expansion)
+        if len(expansions) > MAX_EXPANSIONS:
+            raise ShotError.at(Mark(shown, line, 1), f"the CSV expands to more than "
+                                                     f"{MAX_EXPANSIONS} shots; the limit is "
+                                                     f"{MAX_EXPANSIONS}")
+        _check_sections_checked(len(expansions), doc, Mark(shown, line, 1), "the CSV")
     if expansions:
         for name, col in header_cols.items():
             if name not in known:
@@ -302,6 +340,9 @@ def _csv_rows(text: str, shown: str
         delimiter = ","
     header_line, header_text = numbered[0]
     header, header_cols = _split_csv_line(header_text, delimiter, shown, header_line)
+    if len(header) > MAX_VARS:
+        raise ShotError.at(Mark(shown, header_line, 1), f"too many columns: {len(header)} (at "
+                                                        f"most {MAX_VARS})")
     for name, col in zip(header, header_cols):
         if not _VAR_NAME.match(name.strip()):
             raise ShotError.at(Mark(shown, header_line, col),
