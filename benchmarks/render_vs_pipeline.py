@@ -4,7 +4,7 @@ For 1, 4 and 8 windows at 256x256 (inverted sampling, Euler, 25 steps by default
 measurement runs in a fresh process so peak memory (max RSS) is that run's alone:
 - pipeline: HunyuanVideoFramepackPipeline built from our tiny components, output_type="np"
   (it keeps the whole decoded video in memory, as it must to return it);
-- ours: `Renderer` with an empty cache, writing an .mp4, models built the same way.
+- ours: `LocalExecutor` with an empty cache, writing an .mp4, models built the same way.
 Model construction is excluded from both timings; both include prompt and image encoding,
 sampling and decoding (ours also includes writing the .mp4 and its cache entries).
 
@@ -32,7 +32,7 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
 
     from framepack_render.store import LocalStore
     from framepack_render.plan import build_plan
-    from framepack_render.run.executor import Renderer
+    from framepack_render.run.executor import LocalExecutor
     from framepack_render.engines.framepack.models import ModelPool
     from framepack_render.spec import load
 
@@ -51,7 +51,7 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
     rss_models = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     if kind == "ours":
-        Renderer(pool, LocalStore(workdir / "cache")).render(build_plan(shot))
+        LocalExecutor(pool, LocalStore(workdir / "cache")).render(build_plan(shot))
         frames = None
     else:
         from diffusers import FlowMatchEulerDiscreteScheduler, HunyuanVideoFramepackPipeline

@@ -15,7 +15,7 @@ from PIL import Image
 
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.run.executor import Renderer
+from framepack_render.run.executor import LocalExecutor
 from framepack_render.spec import load
 
 from .conftest import SIZE, png_frames, run, shot_text, write
@@ -38,7 +38,7 @@ def plan_of(folder: Path, text: str, name: str = "shot.yaml"):
 def render(folder: Path, pool, text: str, cache: Path, name: str = "shot.yaml"):
     path = write(folder, name, text)
     shot = load(path).shots[0]
-    return Renderer(pool, LocalStore(cache)).render(build_plan(shot)), shot
+    return LocalExecutor(pool, LocalStore(cache)).render(build_plan(shot)), shot
 
 
 def pixels(path: Path) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.run.executor import Renderer
+from framepack_render.run.executor import LocalExecutor
 from framepack_render.spec import load
 
 from .conftest import run, shot_text, write
@@ -140,7 +140,7 @@ def test_a_render_registering_after_gc_finds_what_gc_removed_missing(folder, cap
     store = PausedStore(tmp_path / "c")
     results = []
     thread = threading.Thread(target=lambda: results.append(
-        Renderer(fresh_pool(), store).render(build_plan(load(shot).shots[0]))))
+        LocalExecutor(fresh_pool(), store).render(build_plan(load(shot).shots[0]))))
     thread.start()
     try:
         assert store.reached.wait(120)

@@ -19,7 +19,7 @@ import pytest
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
 from framepack_render.run.events import Cancel, Observer, RenderCancelled
-from framepack_render.run.executor import Renderer, Session
+from framepack_render.run.executor import LocalExecutor, Session
 from framepack_render.engines.framepack.models import ModelPool
 from framepack_render.spec import load
 from framepack_render.spec.errors import Mark
@@ -42,7 +42,7 @@ def fresh_pool() -> ModelPool:
 
 
 def render_with(pool: ModelPool, path: Path, cache: Path, **kwargs):
-    return Renderer(pool, LocalStore(cache), **kwargs).render(build_plan(load(path).shots[0]))
+    return LocalExecutor(pool, LocalStore(cache), **kwargs).render(build_plan(load(path).shots[0]))
 
 
 def cli(*args: object, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from framepack_render.engines.framepack import models, tiny
-from framepack_render.engines.framepack.models import (COMPONENTS, Components, MissingWeights, ModelError,
-                                            ModelPool, ModelsFileError, UnsafeWeights,
-                                            availability, load_transformer_file, locate)
+from framepack_render.engines.framepack.models import (COMPONENTS, Components, MissingWeights,
+                                                       ModelError, ModelPool, ModelsFileError,
+                                                       UnsafeWeights, availability,
+                                                       load_transformer_file, locate)
 from framepack_render.engines.framepack.tiny import TINY_PROMPT_TEMPLATE, build_tiny
 from framepack_render.spec.errors import Mark
 from framepack_render.spec.model import ModelSpec

@@ -16,8 +16,8 @@ from framepack_render.store import LocalStore
 from framepack_render.plan import Plan, build_plan
 from framepack_render.plan.entries import referenced
 from framepack_render.run.executor import Session
-from framepack_render.engines.framepack.forward import (TEACACHE_COEFFICIENTS, Contexts, RopeScaling,
-                                             TeaCache, WindowForward)
+from framepack_render.engines.framepack.forward import (TEACACHE_COEFFICIENTS, Contexts,
+                                                        RopeScaling, TeaCache, WindowForward)
 from framepack_render.spec import load
 
 from .conftest import png_frames, run, write

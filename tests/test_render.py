@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
-from framepack_render.run.executor import Renderer
+from framepack_render.run.executor import LocalExecutor
 from framepack_render.engines.framepack.models import ModelPool
 from framepack_render.engines.framepack.samplers import flow_sigmas, sample_euler, sample_unipc
 from framepack_render.spec import load
@@ -26,7 +26,7 @@ from .conftest import SIZE, png_frames, run, shot_text, write
 def render(folder: Path, pool: ModelPool, text: str, cache: Path, **kwargs):
     path = write(folder, "shot.yaml", text)
     shot = load(path).shots[0]
-    return Renderer(pool, LocalStore(cache), **kwargs).render(build_plan(shot)), shot
+    return LocalExecutor(pool, LocalStore(cache), **kwargs).render(build_plan(shot)), shot
 
 
 # ---------------------------------------------------------------- samplers
@@ -273,7 +273,8 @@ def test_a_preview_grows_after_each_window_and_goes_away_at_the_end(folder, pool
 
     monkeypatch.setattr(Preview, "add", add)
     path = write(folder, "shot.yaml", shot_text(output="out/v.mp4"))
-    Renderer(pool, LocalStore(tmp_path / "c"), preview=True).render(build_plan(load(path).shots[0]))
+    plan = build_plan(load(path).shots[0])
+    LocalExecutor(pool, LocalStore(tmp_path / "c"), preview=True).render(plan)
     assert seen == [33, 66, 99]
     assert not (folder / "out" / "v.preview.mp4").exists()
     assert (folder / "out" / "v.mp4").exists()

@@ -12,7 +12,7 @@ re-render decodes only around the windows that changed.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,38 +51,30 @@ def _segment(frames: torch.Tensor, previous_tail: torch.Tensor | None, bounds: t
     return to_uint8(body)
 
 
-def stream_segments(chunk_list: list[Chunk], window: int,
-                    decode: Callable[[Chunk], torch.Tensor],
-                    stored: Callable[[int], bool],
-                    load: Callable[[int], np.ndarray | None],
-                    ) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """Yield (segment index, uint8 frames, came from the cache) in time order.
+class SegmentDecoder:
+    """Segments one at a time: segment i is chunk i's own frames after the seam blended from
+    chunk i - 1's tail. The last decoded chunk's tail is kept, so segments asked for in time
+    order decode each chunk once and hold at most two decoded chunks; a segment asked for
+    alone decodes the chunk before it for its seam."""
 
-    ``stored(i)`` says whether segment i is cached and ``load(i)`` reads it (None if it turns
-    out corrupt). A chunk is decoded only when its own segment or the next one is missing, and
-    at most two decoded chunks are held at once.
-    """
-    overlap = overlap_frames(window)
-    bounds = segment_bounds(chunk_list, window)
-    present = [stored(i) for i in range(len(chunk_list))]
-    last = len(chunk_list) - 1
-    previous_tail: torch.Tensor | None = None
-    for i, chunk in enumerate(chunk_list):
-        frames = None
-        if not present[i] or (i < last and not present[i + 1]):
-            frames = decode(chunk)
-        segment = load(i) if present[i] else None
-        if segment is None:
-            if frames is None:
-                frames = decode(chunk)
-            if i > 0 and previous_tail is None:  # the chunk before was not decoded
-                previous_tail = decode(chunk_list[i - 1])[-overlap:].clone()
-            segment = _segment(frames, previous_tail if i > 0 else None, bounds[i], overlap)
-            cached = False
-        else:
-            cached = True
-        # Keep only the tail the next seam needs; drop the chunk before handing frames on.
-        previous_tail = frames[-overlap:].clone() if frames is not None and i < last else None
-        del frames
-        yield i, segment, cached
-        del segment
+    def __init__(self, chunk_list: list[Chunk], window: int,
+                 decode: Callable[[Chunk], torch.Tensor]):
+        self.chunks = chunk_list
+        self.overlap = overlap_frames(window)
+        self.bounds = segment_bounds(chunk_list, window)
+        self.decode = decode
+        self.tail: tuple[int, torch.Tensor] | None = None  # (chunk index, its last frames)
+
+    def segment(self, i: int) -> np.ndarray:
+        """Segment ``i``'s final uint8 frames, (T, H, W, 3)."""
+        previous = self._tail(i - 1) if i > 0 else None
+        frames = self.decode(self.chunks[i])
+        self.tail = (i, frames[-self.overlap:].clone()) if i < len(self.chunks) - 1 else None
+        segment = _segment(frames, previous, self.bounds[i], self.overlap)
+        del frames  # before the next decode
+        return segment
+
+    def _tail(self, i: int) -> torch.Tensor:
+        if self.tail is not None and self.tail[0] == i:
+            return self.tail[1]
+        return self.decode(self.chunks[i])[-self.overlap:].clone()

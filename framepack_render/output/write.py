@@ -15,10 +15,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..plan import Plan
-from .encode import open_sink, write_sidecar
+from ..plan import EditNode, Plan
+from ..plan.keys import canonical
+from .encode import open_sink, write_image, write_sidecar
 from .post import Processor, pingpong
-from .record import record, sidecar_path
+from .record import edit_record, record, sidecar_path
 
 Segments = Iterator[tuple[str, np.ndarray]]
 
@@ -91,3 +92,13 @@ class OutputWriter:
             if os.path.exists(temporary):
                 os.unlink(temporary)
         return path
+
+
+def write_edit_image(node: EditNode, frame: np.ndarray) -> Path:
+    """An edit's ``output:`` image with its settings (PNG iTXt) and a sidecar."""
+    output = node.edit.output
+    assert output is not None
+    record = edit_record(node)
+    write_image(output, frame, {"framepack_render": canonical(record)})
+    write_sidecar(sidecar_path(output, "image"), record)
+    return output

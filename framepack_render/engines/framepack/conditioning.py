@@ -87,66 +87,69 @@ def _mask(grey: Image.Image, width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(np.array(grey).astype(np.float32) / 255.0)[None, None, None]
 
 
+@torch.no_grad()
+def encode_text(pool: Any, prompt: str) -> dict[str, torch.Tensor]:
+    """A prompt's entry: Llama hidden states (template cropped off), their mask, CLIP's pooled
+    output."""
+    template = pool.prompt_template
+    tokenizer, encoder = pool.tokenizer, pool.text_encoder
+    crop = int(template["crop_start"])
+    tokens = tokenizer([template["template"].format(prompt)], max_length=256 + crop,
+                       padding="max_length", truncation=True, return_tensors="pt",
+                       return_attention_mask=True)
+    device = encoder.device
+    mask = tokens.attention_mask.to(device)
+    hidden = encoder(input_ids=tokens.input_ids.to(device), attention_mask=mask,
+                     output_hidden_states=True).hidden_states[-3].to(encoder.dtype)
+    clip_tokens = pool.tokenizer_2([prompt], padding="max_length", max_length=77,
+                                   truncation=True, return_tensors="pt")
+    clip = pool.text_encoder_2
+    pooled = clip(clip_tokens.input_ids.to(clip.device), output_hidden_states=False).pooler_output
+    return {"hidden": hidden[:, crop:].cpu().contiguous(),
+            "mask": mask[:, crop:].cpu().contiguous(), "pooled": pooled.cpu().contiguous()}
+
+
+@torch.no_grad()
+def encode_image(pool: Any, pixels: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """An image's entry: its clean latent and SigLIP embedding. With ``generator`` the latent
+    is sampled from the VAE's distribution (the key names which draw); without, it is the
+    distribution's mode, so the encoding is a pure function of the image."""
+    vae = pool.vae
+    distribution = vae.encode(pixels.unsqueeze(2).to(vae.device, vae.dtype)).latent_dist
+    latent = distribution.sample(generator=generator) if generator is not None \
+        else distribution.mode()
+    latent = (latent * vae.config.scaling_factor).float()
+    encoder, processor = pool.image_encoder, pool.feature_extractor
+    features = processor(images=(pixels + 1) / 2.0, return_tensors="pt", do_rescale=False)
+    features = features.to(device=encoder.device, dtype=encoder.dtype)
+    siglip = encoder(**features).last_hidden_state
+    return {"latent": latent.cpu().contiguous(), "siglip": siglip.cpu().contiguous()}
+
+
+def text_embeds(tensors: dict[str, torch.Tensor]) -> TextEmbeds:
+    return TextEmbeds(tensors["hidden"], tensors["mask"], tensors["pooled"])
+
+
+def image_embeds(tensors: dict[str, torch.Tensor]) -> ImageEmbeds:
+    return ImageEmbeds(tensors["latent"], tensors["siglip"])
+
+
 class Conditioner:
-    """Encodes prompts and images through a model pool, caching every result (keys from
-    ``plan.entries``). A component loads only when an encoding is missing."""
+    """Cached encodings through a model pool, for code that samples outside a render (the GPU
+    benchmark); a render reads them as entries of its task graph."""
 
     def __init__(self, pool: Any, cache: TensorCache, model_identity: dict[str, Any]):
         self.pool = pool
         self.cache = cache
         self.model = model_identity
 
-    # ------------------------------------------------------------ text
-
     def text(self, prompt: str) -> TextEmbeds:
         tensors, _ = self.cache.obtain("prompt", prompt_key(self.model, prompt),
-                                       lambda: self._encode_text(prompt))
-        return TextEmbeds(tensors["hidden"], tensors["mask"], tensors["pooled"])
+                                       lambda: encode_text(self.pool, prompt))
+        return text_embeds(tensors)
 
-    @torch.no_grad()
-    def _encode_text(self, prompt: str) -> dict[str, torch.Tensor]:
-        template = self.pool.prompt_template
-        tokenizer, encoder = self.pool.tokenizer, self.pool.text_encoder
-        crop = int(template["crop_start"])
-        tokens = tokenizer([template["template"].format(prompt)], max_length=256 + crop,
-                           padding="max_length", truncation=True, return_tensors="pt",
-                           return_attention_mask=True)
-        device = encoder.device
-        mask = tokens.attention_mask.to(device)
-        hidden = encoder(input_ids=tokens.input_ids.to(device), attention_mask=mask,
-                         output_hidden_states=True).hidden_states[-3].to(encoder.dtype)
-        clip_tokens = self.pool.tokenizer_2([prompt], padding="max_length", max_length=77,
-                                            truncation=True, return_tensors="pt")
-        clip = self.pool.text_encoder_2
-        pooled = clip(clip_tokens.input_ids.to(clip.device),
-                      output_hidden_states=False).pooler_output
-        return {"hidden": hidden[:, crop:].cpu().contiguous(),
-                "mask": mask[:, crop:].cpu().contiguous(), "pooled": pooled.cpu().contiguous()}
-
-    # ------------------------------------------------------------ images
-
-    def image(self, key: str, pixels: Callable[[], torch.Tensor],
-              generator: torch.Generator | None = None) -> ImageEmbeds:
-        """An image's clean latent and SigLIP embedding; ``pixels`` is called only when the
-        cache lacks them. With ``generator`` the latent is sampled from the VAE's distribution
-        (the key names which draw); without, it is the distribution's mode, so the encoding is
-        a pure function of the image."""
-        tensors, cached = self.cache.obtain(
-            "image", key, lambda: self._encode_image(pixels(), generator))
-        if cached and generator is not None:  # keep the shared generator where the pipeline has it
-            torch.randn(tensors["latent"].shape, generator=generator, dtype=torch.float32)
-        return ImageEmbeds(tensors["latent"], tensors["siglip"])
-
-    @torch.no_grad()
-    def _encode_image(self, pixels: torch.Tensor, generator: torch.Generator | None
-                      ) -> dict[str, torch.Tensor]:
-        vae = self.pool.vae
-        distribution = vae.encode(pixels.unsqueeze(2).to(vae.device, vae.dtype)).latent_dist
-        latent = distribution.sample(generator=generator) if generator is not None \
-            else distribution.mode()
-        latent = (latent * vae.config.scaling_factor).float()
-        encoder, processor = self.pool.image_encoder, self.pool.feature_extractor
-        features = processor(images=(pixels + 1) / 2.0, return_tensors="pt", do_rescale=False)
-        features = features.to(device=encoder.device, dtype=encoder.dtype)
-        siglip = encoder(**features).last_hidden_state
-        return {"latent": latent.cpu().contiguous(), "siglip": siglip.cpu().contiguous()}
+    def image(self, key: str, pixels: Callable[[], torch.Tensor]) -> ImageEmbeds:
+        tensors, _ = self.cache.obtain("image", key,
+                                       lambda: encode_image(self.pool, pixels()))
+        return image_embeds(tensors)
