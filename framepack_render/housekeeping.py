@@ -2,7 +2,8 @@
 
 No torch: what a shot refers to is computed by the planner (``plan.entries.referenced``).
 gc and clear hold the store's gc lock while they decide and delete, and never remove an entry a
-live render holds a lease on (``LocalStore.lease``).
+live render holds a lease on (``Store.lease``). The cache is a folder or an fsspec URL
+(``--cache s3://bucket/prefix`` with ``--storage-option``), the same commands for both.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .store import LocalStore
-from .store.local import Entry
+from .store import Entry, Store, open_store
 from .plan.entries import KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -47,6 +47,11 @@ def _dump(data: object) -> None:
     print()
 
 
+def open_cache(args: argparse.Namespace) -> Store:
+    """The store ``--cache`` and ``--storage-option`` name."""
+    return open_store(args.cache, dict(getattr(args, "storage_option", None) or []))
+
+
 def _renders(count: int) -> str:
     return f"{count} running render" + ("" if count == 1 else "s")
 
@@ -55,7 +60,7 @@ def _renders(count: int) -> str:
 
 
 def ls(args: argparse.Namespace) -> int:
-    store = LocalStore(args.cache)
+    store = open_cache(args)
     now = time.time()
     kinds: dict[str, list[Entry]] = defaultdict(list)
     for entry in store.entries():
@@ -68,14 +73,14 @@ def ls(args: argparse.Namespace) -> int:
     renders = store.live_leases()
     total = sum(r["bytes"] for r in rows.values())
     if args.json:
-        _dump({"cache": str(store.root), "kinds": rows, "bytes": total,
+        _dump({"cache": store.url, "kinds": rows, "bytes": total,
                "entries": sum(r["entries"] for r in rows.values()),
                "leftovers": [str(p) for p in leftovers], "running_renders": renders})
         return EXIT_OK
     from rich.table import Table
 
     console = _console()
-    console.print(f"cache {store.root}", soft_wrap=True)
+    console.print(f"cache {store.url}", soft_wrap=True)
     if not rows:
         console.print("empty")
         return EXIT_OK
@@ -103,7 +108,7 @@ def verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    store = LocalStore(args.cache)
+    store = open_cache(args)
     entries = list(store.entries())
     corrupt: list[Entry] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -116,14 +121,14 @@ def verify(args: argparse.Namespace) -> int:
         for entry in corrupt:
             store.discard(entry.kind, entry.key)
     if args.json:
-        _dump({"cache": str(store.root), "checked": len(entries),
+        _dump({"cache": store.url, "checked": len(entries),
                "corrupt": [{"kind": e.kind, "key": e.key, "path": str(e.path)} for e in corrupt],
                "discarded": bool(args.discard)})
     else:
         for entry in corrupt:
             print(f"corrupt {entry.kind} {entry.key}: {entry.path}"
                   + (" (discarded)" if args.discard else ""))
-        print(f"checked {len(entries)} entries in {store.root}: "
+        print(f"checked {len(entries)} entries in {store.url}: "
               + (f"{len(corrupt)} corrupt" if corrupt else "all intact"))
     return EXIT_FAILED if corrupt and not args.discard else EXIT_OK
 
@@ -141,7 +146,7 @@ def gc(args: argparse.Namespace) -> int:
         keep = _referenced(args)
         if keep is None:
             return EXIT_INVALID
-    store = LocalStore(args.cache)
+    store = open_cache(args)
     cutoff = time.time() - args.older_than if args.older_than is not None else None
     # A render registers its lease under this lock: it either listed its entries before we
     # look, or registers after we have deleted (and finds what it needs missing).
@@ -162,7 +167,7 @@ def gc(args: argparse.Namespace) -> int:
     freed = sum(e.size for e in doomed)
     verb = "would remove" if args.dry_run else "removed"
     if args.json:
-        _dump({"cache": str(store.root), "dry_run": args.dry_run, "bytes": freed,
+        _dump({"cache": store.url, "dry_run": args.dry_run, "bytes": freed,
                "removed": [{"kind": e.kind, "key": e.key} for e in doomed],
                "leftovers": [str(p) for p in leftovers],
                "in_use": {"entries": len(held), "renders": in_use.renders}})
@@ -172,7 +177,7 @@ def gc(args: argparse.Namespace) -> int:
                 print(f"{entry.kind} {entry.key} {human_size(entry.size)}")
         kept = "" if keep is None else f", keeping {len(keep)} entries the shots use"
         print(f"{verb} {len(doomed)} entries ({human_size(freed)}) and {len(leftovers)} "
-              f"leftover files from {store.root}{kept}")
+              f"leftover files from {store.url}{kept}")
         if held:
             print(f"kept {len(held)} entries in use by {_renders(in_use.renders)}")
     return EXIT_OK
@@ -215,25 +220,25 @@ def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
 
 
 def clear(args: argparse.Namespace) -> int:
-    store = LocalStore(args.cache)
+    store = open_cache(args)
     if not args.yes:
         if not sys.stdin.isatty():
-            print(f"framepack cache clear: this removes everything in {store.root}; "
+            print(f"framepack cache clear: this removes everything in {store.url}; "
                   "pass --yes to confirm", file=sys.stderr)
             return EXIT_INVALID
-        answer = input(f"remove everything in {store.root}? [y/N] ")
+        answer = input(f"remove everything in {store.url}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return EXIT_OK
     with store.gc_lock():  # no render registers meanwhile
         renders = store.in_use().renders
         if renders:
-            print(f"framepack cache clear: {_renders(renders)} using {store.root}; nothing "
+            print(f"framepack cache clear: {_renders(renders)} using {store.url}; nothing "
                   "removed (wait for it, or `framepack cache gc --older-than 0s` removes every "
                   "entry not in use)", file=sys.stderr)
             return EXIT_INVALID
         entries = list(store.entries())
         store.clear()
     print(f"removed {len(entries)} entries ({human_size(sum(e.size for e in entries))}) "
-          f"from {store.root}")
+          f"from {store.url}")
     return EXIT_OK

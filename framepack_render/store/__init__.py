@@ -1,5 +1,34 @@
 """The content-addressed cache shared by the planner (lookups) and the renderer (entries)."""
 
-from .local import LocalStore, Lease, default_cache_dir
+from __future__ import annotations
 
-__all__ = ["LocalStore", "Lease", "default_cache_dir"]
+import os
+from typing import Any
+
+from .local import ENV_VAR, Lease, LocalStore, default_cache_dir
+from .protocol import Entry, InUse, Store, StoreError, StoreLease, StoreUnavailable, is_url
+
+__all__ = ["Entry", "InUse", "Lease", "LocalStore", "Store", "StoreError", "StoreLease",
+           "StoreUnavailable", "default_cache_dir", "open_store"]
+
+
+def open_store(location: str | os.PathLike[str] | None = None,
+               storage_options: dict[str, Any] | None = None) -> Store:
+    """The store at a path or fsspec URL (None: ``$FRAMEPACK_CACHE``, else the user cache
+    folder). Paths, and file:// URLs without options, are a ``LocalStore`` (OS locks); any
+    other URL is an ``FsspecStore``, checked now so a bad one fails before any work."""
+    if location is None:
+        location = os.environ.get(ENV_VAR) or None
+    if location is None or not is_url(location):
+        if storage_options:
+            raise StoreUnavailable(f"cache {location or default_cache_dir()}: storage options "
+                                   "apply to a URL cache (s3://bucket/prefix, gs://, az://...)")
+        return LocalStore(location)
+    url = os.fspath(location)
+    if url.startswith(("file://", "local://")) and not storage_options:
+        return LocalStore(url.partition("://")[2])
+    from .fsspec_store import FsspecStore
+
+    store = FsspecStore(url, storage_options)
+    store.check()
+    return store

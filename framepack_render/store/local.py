@@ -27,11 +27,13 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock
+
+from .protocol import Entry, InUse, StoreError
 
 MANIFEST = "manifest.json"
 ENV_VAR = "FRAMEPACK_CACHE"
@@ -41,20 +43,10 @@ GC_LOCK = "gc.lock"
 STALE_SECONDS = 3600  # a temporary folder this old belongs to a process that died
 
 
-@dataclass(frozen=True)
-class Entry:
-    kind: str
-    key: str
-    path: Path
-    size: int  # bytes, manifest included
-    used: float  # last use (the manifest's mtime), seconds since the epoch
-
-
-@dataclass(frozen=True)
-class InUse:
-    """What live renders hold: their entries and how many renders."""
-    keys: frozenset[tuple[str, str]]
-    renders: int
+class CommittedDir(type(Path())):  # type: ignore[misc]
+    """What ``put`` returns: the entry's folder, and whether this put committed it (False when
+    another writer's entry for the key was there first: read it back)."""
+    won = True
 
 
 def default_cache_dir() -> Path:
@@ -70,6 +62,19 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike[str] | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
 
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    @contextmanager
+    def _failing(self, doing: str) -> Iterator[None]:
+        """A full disk or a folder we may not write: one line naming the cache."""
+        try:
+            yield
+        except OSError as error:
+            raise StoreError(f"cache {self.root}: {doing}: {error.strerror or error}"
+                             ) from error
+
     def entry_dir(self, kind: str, key: str) -> Path:
         return self.root / kind / key[:2] / key
 
@@ -78,10 +83,17 @@ class LocalStore:
         return (self.entry_dir(kind, key) / MANIFEST).is_file()
 
     def put(self, kind: str, key: str, files: dict[str, bytes], *, replace: bool = False
-            ) -> Path:
-        """Write an entry atomically. A concurrent writer of the same key wins harmlessly;
-        ``replace`` first removes an existing entry (one that failed verification)."""
+            ) -> CommittedDir:
+        """Write an entry atomically. The first writer of a key wins and a later one leaves
+        it be (``won`` False); ``replace`` first removes an existing entry (one that failed
+        verification)."""
+        with self._failing(f"cannot write {kind}/{key[:2]}/{key}"):
+            return self._put(kind, key, files, replace)
+
+    def _put(self, kind: str, key: str, files: dict[str, bytes], replace: bool
+             ) -> CommittedDir:
         final = self.entry_dir(kind, key)
+        won = True
         if replace:
             self.discard(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +108,14 @@ class LocalStore:
             try:
                 os.replace(staging, final)
             except OSError:
-                if not self.has(kind, key):  # not someone else's identical entry: a real error
+                if not self.has(kind, key):  # not someone else's entry: a real error
                     raise
+                won = False
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return final
+        committed = CommittedDir(final)
+        committed.won = won
+        return committed
 
     def read(self, kind: str, key: str, name: str) -> bytes | None:
         """One file of an entry, checked against its manifest; None if missing or corrupt."""
@@ -190,9 +205,10 @@ class LocalStore:
                 continue
         return found
 
-    def remove(self, path: Path) -> None:
+    def remove(self, path: Path | str) -> None:
         """Remove a leftover: a dead writer's temporary folder, an idle lock file, or a dead
         render's lease (its files go with its lock). Hold ``gc_lock()`` for a lease."""
+        path = Path(path)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             return
@@ -286,6 +302,10 @@ class Lease:
         self._lock: FileLock | None = None
 
     def __enter__(self) -> Lease:
+        with self.store._failing("cannot register a lease"):  # a cache we may not write
+            return self._register()
+
+    def _register(self) -> Lease:
         path = self.store._lease_path(self.name, ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path, thread_local=False)  # released by whichever thread ends it

@@ -2,9 +2,11 @@
 
 A missing or corrupt entry reads as None, and a corrupt one is removed, so the caller
 re-renders it; nothing unverified is ever used. ``obtain`` makes a missing entry under the
-entry's lock, so processes sharing a cache never make one twice. Encodings (prompts, images)
-are also kept in memory, shared by every shot a process renders. With a ``lease``, every entry
-looked up or written is covered by it first, so `cache gc` keeps it while the render lives.
+entry's lock, so processes sharing a cache rarely make one twice; when two did (an advisory
+lock on an object store), the first committed entry wins and both carry on from it. Encodings
+(prompts, images) are also kept in memory, shared by every shot a process renders. With a
+``lease``, every entry looked up or written is covered by it first, so `cache gc` keeps it while
+the render lives.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load, save
 
-from . import LocalStore, Lease
+from .protocol import Store, StoreLease
 
 FILE = "tensors.safetensors"
 Tensors = dict[str, torch.Tensor]
@@ -58,8 +60,9 @@ class TensorCache:
 
     MEMO_KINDS = ("prompt", "image")
 
-    def __init__(self, store: LocalStore, *, read: bool = True, memo: Memo | None = None,
-                 wait: Callable[[str, str], None] | None = None, lease: Lease | None = None):
+    def __init__(self, store: Store, *, read: bool = True, memo: Memo | None = None,
+                 wait: Callable[[str, str], None] | None = None,
+                 lease: StoreLease | None = None):
         self.store = store
         self.lease = lease
         self.read = read  # False with --force: render everything again, overwriting entries
@@ -89,14 +92,29 @@ class TensorCache:
             self.memo.put(kind, key, tensors)
         return tensors
 
-    def save(self, kind: str, key: str, tensors: Tensors) -> None:
+    def save(self, kind: str, key: str, tensors: Tensors) -> Tensors:
+        """Commit ``tensors``; the committed entry's tensors are returned, another writer's
+        when it committed the key first (what is generated next must follow from those)."""
         self._cover(kind, key)
         data = save({name: t.contiguous() for name, t in tensors.items()})
-        # Without --force an existing entry is someone else's identical one: keep it, never
-        # pull it from under a reader. Corrupt entries were discarded when they were read.
-        self.store.put(kind, key, {FILE: data}, replace=not self.read)
+        # Without --force an existing entry is someone else's: keep it, never pull it from
+        # under a reader. Corrupt entries were discarded when they were read.
+        if not self.store.put(kind, key, {FILE: data}, replace=not self.read).won:
+            tensors = self._adopt(kind, key, data, tensors)
         if kind in self.MEMO_KINDS:
             self.memo.put(kind, key, tensors)
+        return tensors
+
+    def _adopt(self, kind: str, key: str, ours: bytes, tensors: Tensors) -> Tensors:
+        """The winner's tensors, read back and verified; ours again if its entry is unusable."""
+        theirs = self.store.read(kind, key, FILE)
+        if theirs == ours:
+            return tensors
+        if theirs is not None:
+            return load(theirs)
+        self.corrupt.append((kind, key))
+        self.store.put(kind, key, {FILE: ours}, replace=True)
+        return tensors
 
     def obtain(self, kind: str, key: str, make: Callable[[], Tensors]) -> tuple[Tensors, bool]:
         """The entry, made by ``make`` and saved if missing; True when it was already there
@@ -108,9 +126,7 @@ class TensorCache:
             found = self.load(kind, key)
             if found is not None:
                 return found, True
-            made = make()
-            self.save(kind, key, made)
-            return made, False
+            return self.save(kind, key, make()), False
 
     def _cover(self, kind: str, key: str) -> None:
         """Before the entry is touched: the lease lists what the plan foresaw, not always all."""
