@@ -15,8 +15,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .store import Entry, Store, open_store
 from .plan.entries import KINDS
+from .store import Entry, Store, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 

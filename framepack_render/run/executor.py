@@ -28,7 +28,7 @@ from ..plan.entries import referenced, segment_keys
 from ..plan.keys import canonical
 from ..plan.tasks import Entry, Task, tasks
 from ..spec.model import ModelSpec
-from ..store import Lease, LocalStore
+from ..store.protocol import Store, StoreLease
 from ..store.tensors import Memo, TensorCache
 from .events import Cancel, Observer, RenderResult, up_to_date_result
 from .memory import release_large_buffers
@@ -40,7 +40,7 @@ class Session:
     """What stays resident between renders in one process (several shots, a watch): a model
     pool per model identity, each component loaded once, and the encodings shared by all."""
 
-    def __init__(self, store: LocalStore, device: str | torch.device = "cpu"):
+    def __init__(self, store: Store, device: str | torch.device = "cpu"):
         self.store = store
         self.device = device
         self.pools: dict[str, ModelPool] = {}
@@ -62,7 +62,7 @@ class Session:
 class LocalExecutor:
     """Runs plans in this process with one model pool. ``force`` makes every entry again."""
 
-    def __init__(self, pool: Any, store: LocalStore, *, force: bool = False,
+    def __init__(self, pool: Any, store: Store, *, force: bool = False,
                  observer: Observer | None = None, preview: bool = False,
                  memo: Memo | None = None, cancel: Cancel | None = None):
         self.pool = pool
@@ -80,7 +80,7 @@ class LocalExecutor:
         with self.store.lease(referenced(plan)) as lease:
             return self._render(plan, lease)
 
-    def _render(self, plan: Plan, lease: Lease) -> RenderResult:
+    def _render(self, plan: Plan, lease: StoreLease) -> RenderResult:
         started = time.perf_counter()
         keys = segment_keys(plan)
         if not self.force and (current := up_to_date_result(plan, self.store, keys)) is not None:

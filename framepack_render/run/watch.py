@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer as FileObserver
 
-from .events import Cancel, ModelError, RenderCancelled, RenderError
 from ..spec import Loaded, Shot, ShotError
 from ..spec.discover import is_shot_name, shot_files
 from ..spec.errors import Diagnostic, display_path, print_diagnostics
+from ..store.protocol import StoreError
+from .events import Cancel, ModelError, RenderCancelled, RenderError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -166,7 +167,7 @@ class Watcher:
             except RenderCancelled:
                 self.report.cancelled(shot)
                 return  # the change that cancelled it brings the file back
-            except (RenderError, ModelError) as error:
+            except (RenderError, ModelError, StoreError) as error:  # the watch goes on
                 where = f"{shot.model.mark}: " if isinstance(error, ModelError) else ""
                 self.report.failed(shot, f"{where}{error}")
                 continue

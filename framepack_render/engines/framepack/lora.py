@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from ...run.events import ModelError
 from ...spec.errors import display_path
 from ...spec.lora import DIFFUSERS, KOHYA, lora_problem, lora_target, parse_key
-from ...run.events import ModelError
 
 __all__ = ["LoraError", "LoraWeights", "apply_loras", "read_lora"]
 

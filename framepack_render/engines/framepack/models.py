@@ -34,9 +34,9 @@ from typing import Any
 import torch
 
 from ...profiles import PROFILES
+from ...run.events import ModelError
 from ...spec.errors import Mark, suggest
 from ...spec.model import ModelSpec
-from ...run.events import ModelError
 
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
               "image_encoder", "feature_extractor", "vae")
