@@ -9,12 +9,14 @@ import argparse
 import json
 import sys
 import textwrap
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .spec import Loaded, ShotError, check_collisions, load
 from .spec.errors import print_diagnostics
+from .store.protocol import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from .run.events import RenderResult
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `framepack plan ... | head`
         return EXIT_OK
+    except StoreError as error:  # one line naming the cache, never its credentials
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID if isinstance(error, StoreUnavailable) else EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,11 +167,33 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
                              "each window (default: on in a terminal)")
     parser.add_argument("--device", default=None, metavar="DEVICE",
                         help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--farm", metavar="ADDRESS",
+                        help="render on a Ray cluster, a worker per GPU: auto (RAY_ADDRESS or "
+                             "the cluster on this machine), ray://HOST:PORT, HOST:PORT, or "
+                             "local:N (a private cluster of N workers on this machine, to try "
+                             "it); needs framepack-render[farm]")
 
 
 def _cache_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", metavar="DIR",
-                        help="cache folder (default: $FRAMEPACK_CACHE or the user cache folder)")
+    parser.add_argument("--cache", metavar="DIR|URL",
+                        help="cache folder or fsspec URL such as s3://bucket/prefix (default: "
+                             "$FRAMEPACK_CACHE or the user cache folder)")
+    parser.add_argument("--storage-option", action="append", default=[], type=_storage_option,
+                        metavar="KEY=VALUE",
+                        help="an option for a URL cache's filesystem (repeatable), beside "
+                             "fsspec's own config and FSSPEC_* variables: "
+                             "--storage-option endpoint_url=http://minio:9000; values read "
+                             "as JSON where they parse")
+
+
+def _storage_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def _cache_verbs(verbs: argparse._SubParsersAction) -> None:
@@ -273,14 +300,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .store import LocalStore
+    from .housekeeping import open_cache
     from .plan import build_plan, mark_cached
     from .report import plan_json, print_plan
 
     results, failed = _load_all(args)
     if failed:
         return EXIT_INVALID
-    store = LocalStore(args.cache)
+    store = open_cache(args)
     plans = []
     for loaded in results:
         print_diagnostics(loaded.warnings)
@@ -289,7 +316,7 @@ def _plan(args: argparse.Namespace) -> int:
             mark_cached(plan, store)
             plans.append(plan)
     if args.json:
-        json.dump({"cache": str(store.root), "plans": [plan_json(p) for p in plans]},
+        json.dump({"cache": store.url, "plans": [plan_json(p) for p in plans]},
                   sys.stdout, indent=2)
         print()
         return EXIT_OK
@@ -310,10 +337,10 @@ class _Renders:
     Session (models load lazily inside it, each once per process)."""
 
     def __init__(self, args: argparse.Namespace, observer: object):
-        from .store import LocalStore
+        from .housekeeping import open_cache
 
         self.args = args
-        self.store = LocalStore(args.cache)
+        self.store = open_cache(args)
         self.observer = observer
         self.session = None
 
@@ -349,6 +376,10 @@ def _render(args: argparse.Namespace) -> int:
     results, failed = _load_all(args)
     if failed:
         return EXIT_INVALID
+    if args.farm:  # workers on a Ray cluster render; this process hands out the shots
+        from .run.farm import render_on_farm
+
+        return render_on_farm(args, results, _result_line)
     from rich.console import Console
 
     from .run.progress import RichObserver
@@ -382,7 +413,7 @@ def _render(args: argparse.Namespace) -> int:
                    "windows_cached": sum(s.windows_cached for s in summaries),
                    "outputs": [o for s in summaries for o in s.outputs],
                    "seconds": round(time.perf_counter() - started, 3),
-                   "cache": str(renders.store.root), "ok": status == EXIT_OK}, sys.stdout,
+                   "cache": renders.store.url, "ok": status == EXIT_OK}, sys.stdout,
                   indent=2)
         print()
     return status
@@ -405,8 +436,17 @@ def _watch(args: argparse.Namespace) -> int:
     def load_path(path: Path) -> Loaded:
         return load(path, sets=args.set, template=args.template, output_root=args.output_root)
 
-    with RichObserver(console) as observer:
-        renders = _Renders(args, observer)
+    with ExitStack() as stack:
+        if args.farm:  # workers on a Ray cluster render; this process watches
+            from .run.farm import FarmError, farm_renders
+
+            try:
+                renders = stack.enter_context(farm_renders(args, console))
+            except FarmError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_INVALID
+        else:
+            renders = _Renders(args, stack.enter_context(RichObserver(console)))
         watcher = Watcher([Path(p) for p in args.paths], load_path, renders,
                           ConsoleReport(console, json_lines=args.json, line=_result_line),
                           debounce=args.debounce, csv=args.template is not None)

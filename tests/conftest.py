@@ -71,3 +71,20 @@ def shot_text(**extra: str) -> str:
 
 def png_frames(folder: Path) -> np.ndarray:
     return np.stack([np.array(Image.open(p)) for p in sorted(folder.glob("*.png"))])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One private Ray cluster for the session: 2 CPUs and 2 fake GPUs (GPU placement without
+    a GPU), every port on 127.0.0.1, no dashboard; shut down by its handle at the end."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed: pip install 'framepack-render[farm]'")
+    from framepack_render.run.farm import start_local_cluster
+
+    start_local_cluster(num_cpus=2, num_gpus=2)
+    import ray
+
+    yield ray
+    ray.shutdown()
