@@ -20,10 +20,11 @@ import pytest
 from framepack_render.plan import build_plan
 from framepack_render.run.events import Cancel, RenderCancelled
 from framepack_render.run.farm import Event, Farm, FarmObserver, Outcome, _Job, _Slot
-from framepack_render.spec import load
+from framepack_render.spec import Shot, load
 from framepack_render.store import LocalStore
 
 from .conftest import run, shot_text, write
+from .s3_server import bucket, s3  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -83,11 +84,12 @@ def local(tmp_path_factory):
 
     session = Session(LocalStore(tmp_path_factory.mktemp("local-cache")))
 
-    def render(path: Path, threads: int) -> None:
+    def render(shot: Path | Shot, threads: int) -> None:
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            session.render(build_plan(load(path).shots[0]), force=True)
+            shot = load(shot).shots[0] if isinstance(shot, Path) else shot
+            session.render(build_plan(shot), force=True)
         finally:
             torch.set_num_threads(before)
     return render
@@ -274,11 +276,14 @@ def ray_processes() -> set[int]:
     return pids
 
 
-def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local):
-    paths = [write(folder, f"l{seed}.yaml", one_window(seed)) for seed in (51, 52)]
+def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local, s3, bucket):
+    """A matrix on a private two-worker cluster with the cache on S3 (a real S3 API on
+    127.0.0.1): each window sampled once across the farm, frames equal to local renders."""
+    matrix = one_window(0).replace("seed: 0", "seed: ${seed}").replace("out0/", "out${seed}/")
+    paths = [write(folder, "m.yaml", matrix + "matrix:\n  seed: [51, 52]\n")]
     before = ray_processes()
-    result = cli("render", *paths, "--farm", "local:2", "--cache", tmp_path / "c", "--json",
-                 "--no-preview")
+    result = cli("render", *paths, "--farm", "local:2", "--cache", f"s3://{bucket}/cache",
+                 "--storage-option", f"endpoint_url={s3.endpoint}", "--json", "--no-preview")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] and summary["windows_rendered"] == 2
@@ -295,7 +300,10 @@ def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local):
     for worker in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(worker["pid"], 0)
+    assert s3.fs().ls(f"{bucket}/cache/window")  # the windows went to the bucket
     frames = {seed: pngs(folder / f"out{seed}") for seed in (51, 52)}
-    for path, worker in zip(paths, workers):
-        local(path, worker["threads"])
+    assert all(len(f) == 37 for f in frames.values())
+    threads = {shot["shot"]: shot["worker"]["threads"] for shot in summary["shots"]}
+    for shot in load(paths[0]).shots:
+        local(shot, threads[shot.label])
     assert {seed: pngs(folder / f"out{seed}") for seed in (51, 52)} == frames
