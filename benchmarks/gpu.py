@@ -496,8 +496,8 @@ class Bench:
 
     def __init__(self, scale: Scale):
         from framepack_render.engines.framepack.models import ModelPool
-        from framepack_render.spec.errors import Mark
-        from framepack_render.spec.model import ModelSpec
+        from framepack_render.shot.errors import Mark
+        from framepack_render.shot.model import ModelSpec
 
         self.started = time.perf_counter()
         if scale.threads is not None:

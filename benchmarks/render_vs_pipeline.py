@@ -34,7 +34,7 @@ def child(kind: str, windows: int, steps: int, workdir: Path) -> dict:
     from framepack_render.plan import build_plan
     from framepack_render.run.executor import LocalExecutor
     from framepack_render.engines.framepack.models import ModelPool
-    from framepack_render.spec import load
+    from framepack_render.shot import load
 
     torch.set_num_threads(torch.get_num_threads())
     image = workdir / "start.png"

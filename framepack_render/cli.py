@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from . import __version__
-from .spec import Loaded, ShotError, check_collisions, load
-from .spec.errors import print_diagnostics
+from .shot import Loaded, ShotError, check_collisions, load
+from .shot.errors import print_diagnostics
 from .store.protocol import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from .run.events import RenderResult
-    from .spec import Shot
+    from .shot import Shot
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -253,7 +253,7 @@ def _age(text: str) -> float:
 
 
 def _set_item(text: str) -> str:
-    from .spec.templates import split_set
+    from .shot.templates import split_set
 
     try:
         split_set(text)
@@ -423,7 +423,7 @@ def _watch(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .run.progress import RichObserver
-    from .spec.discover import shot_files
+    from .shot.discover import shot_files
     from .run.watch import ConsoleReport, Watcher
 
     try:  # a mistyped path fails now rather than being watched for ever
@@ -492,7 +492,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from .spec.schema import schema_text
+    from .shot.schema import schema_text
 
     sys.stdout.write(schema_text())
     return EXIT_OK

@@ -188,9 +188,9 @@ def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
     file does not load and --skip-invalid was not given."""
     from .plan import build_plan
     from .plan.entries import referenced
-    from .spec import ShotError, load
-    from .spec.discover import shot_files
-    from .spec.errors import print_diagnostics
+    from .shot import ShotError, load
+    from .shot.discover import shot_files
+    from .shot.errors import print_diagnostics
 
     keep: set[tuple[str, str]] = set()
     failed = False

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .plan import Plan, WindowNode
-from .spec.errors import display_path
-from .spec.model import Control, ImageRef, Shot
+from .shot.errors import display_path
+from .shot.model import Control, ImageRef, Shot
 
 KEY_SHOWN = 12
 PROMPT_SHOWN = 80

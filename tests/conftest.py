@@ -43,8 +43,8 @@ SIZE = 64
 def pool():
     """The tiny model, shared by a module's tests (built once, loaded lazily)."""
     from framepack_render.engines.framepack.models import ModelPool
-    from framepack_render.spec.errors import Mark
-    from framepack_render.spec.model import ModelSpec
+    from framepack_render.shot.errors import Mark
+    from framepack_render.shot.model import ModelSpec
 
     return ModelPool(ModelSpec("tiny", Mark("test")), "cpu")
 

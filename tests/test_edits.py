@@ -16,7 +16,7 @@ from PIL import Image
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
 from framepack_render.run.executor import LocalExecutor
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import SIZE, png_frames, run, shot_text, write
 

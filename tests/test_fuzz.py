@@ -25,9 +25,9 @@ from rich.console import Console
 from framepack_render.cli import main
 from framepack_render.plan import build_plan
 from framepack_render.report import plan_json, print_plan
-from framepack_render.spec import ShotError, load
-from framepack_render.spec import yaml_loader
-from framepack_render.spec.schema import load_schema
+from framepack_render.shot import ShotError, load
+from framepack_render.shot import yaml_loader
+from framepack_render.shot.schema import load_schema
 
 from .conftest import QUICKSTART
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from framepack_render.store import LocalStore
 from framepack_render.plan import build_plan
 from framepack_render.run.executor import LocalExecutor
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import run, shot_text, write
 from .test_incremental import cli, fresh_pool, pngs, render_with, sections

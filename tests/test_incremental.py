@@ -21,9 +21,9 @@ from framepack_render.plan import build_plan
 from framepack_render.run.events import Cancel, Observer, RenderCancelled
 from framepack_render.run.executor import LocalExecutor, Session
 from framepack_render.engines.framepack.models import ModelPool
-from framepack_render.spec import load
-from framepack_render.spec.errors import Mark
-from framepack_render.spec.model import ModelSpec
+from framepack_render.shot import load
+from framepack_render.shot.errors import Mark
+from framepack_render.shot.model import ModelSpec
 
 from .conftest import run, shot_text, write
 

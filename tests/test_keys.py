@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from framepack_render.plan import build_plan
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import write
 

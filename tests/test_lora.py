@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from framepack_render.engines.framepack.lora import LoraError, apply_loras, read_lora
 from framepack_render.engines.framepack.tiny import build_transformer
-from framepack_render.spec.lora import file_sha256, lora_problem, parse_key
+from framepack_render.shot.lora import file_sha256, lora_problem, parse_key
 
 RANK = 2
 # Attention, MLP output and a module whose own name ends in "up" (a trap for key parsing).
@@ -236,7 +236,7 @@ def test_file_sha256(tmp_path):
 
 
 def test_spec_lora_does_not_import_torch():
-    code = ("import sys, framepack_render.spec.lora; "
+    code = ("import sys, framepack_render.shot.lora; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parents[1])

@@ -18,8 +18,8 @@ from framepack_render.engines.framepack.models import (COMPONENTS, Components, M
                                                        UnsafeWeights, availability,
                                                        load_transformer_file, locate)
 from framepack_render.engines.framepack.tiny import TINY_PROMPT_TEMPLATE, build_tiny
-from framepack_render.spec.errors import Mark
-from framepack_render.spec.model import ModelSpec
+from framepack_render.shot.errors import Mark
+from framepack_render.shot.model import ModelSpec
 
 MARK = Mark("shot.yaml", 2, 8)
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from framepack_render.plan.entries import referenced
 from framepack_render.run.executor import Session
 from framepack_render.engines.framepack.forward import (TEACACHE_COEFFICIENTS, Contexts,
                                                         RopeScaling, TeaCache, WindowForward)
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import png_frames, run, write
 from .conftest import shot_text as conftest_shot_text

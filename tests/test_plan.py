@@ -7,7 +7,7 @@ import pytest
 from framepack_render.plan import build_plan, generation_order
 from framepack_render.plan.layout import (forward_layout, inverted_layout, latent_paddings,
                                           one_frame_layout)
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import write
 

@@ -19,7 +19,7 @@ from framepack_render.plan import build_plan
 from framepack_render.run.executor import LocalExecutor
 from framepack_render.engines.framepack.models import ModelPool
 from framepack_render.engines.framepack.samplers import flow_sigmas, sample_euler, sample_unipc
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import SIZE, png_frames, run, shot_text, write
 
@@ -159,8 +159,8 @@ def test_post_pingpong_and_interpolation_change_length_and_rate(folder, pool, tm
 
 
 def test_a_rerender_of_an_unchanged_shot_renders_and_loads_nothing(folder, tmp_path):
-    from framepack_render.spec.errors import Mark
-    from framepack_render.spec.model import ModelSpec
+    from framepack_render.shot.errors import Mark
+    from framepack_render.shot.model import ModelSpec
 
     text = shot_text(output="out/v.mp4")
     first, _ = render(folder, ModelPool(ModelSpec("tiny", Mark("t"))), text, tmp_path / "c")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from framepack_render.spec.schema import load_schema
-from framepack_render.spec.templates import load_with_extends
+from framepack_render.shot.schema import load_schema
+from framepack_render.shot.templates import load_with_extends
 
 from .conftest import REPO
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from framepack_render.cli import main
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 DIAGNOSTIC = re.compile(r"^[^:\n]+:\d+:\d+: ")
 REPO = Path(__file__).resolve().parents[1]

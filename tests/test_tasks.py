@@ -12,7 +12,7 @@ import pytest
 from framepack_render.plan import build_plan
 from framepack_render.plan.entries import referenced
 from framepack_render.plan.tasks import TASK_KINDS, tasks
-from framepack_render.spec import load
+from framepack_render.shot import load
 
 from .conftest import REPO
 
@@ -69,7 +69,7 @@ def test_the_task_graph_needs_no_torch():
     import subprocess
 
     code = ("import sys; from framepack_render.plan.tasks import tasks; "
-            "from framepack_render.plan import build_plan; from framepack_render.spec import load; "
+            "from framepack_render.plan import build_plan; from framepack_render.shot import load; "
             f"[tasks(build_plan(s)) for s in load({str(SHOTS[0])!r}).shots]; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from framepack_render.cli import main
-from framepack_render.spec import ShotError, load
+from framepack_render.shot import ShotError, load
 
 ONE_LINE = re.compile(r"^[^:\n]+:\d+:\d+: [^\n]+$")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from framepack_render.spec import yaml_loader
-from framepack_render.spec.errors import Mark, ShotError
-from framepack_render.spec.yaml_loader import (MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES,
+from framepack_render.shot import yaml_loader
+from framepack_render.shot.errors import Mark, ShotError
+from framepack_render.shot.yaml_loader import (MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES,
                                                MAX_VALUES, load_yaml, parse_scalar)
 
 ONE_LINE = re.compile(r"^[^:\n]+:\d+:\d+: [^\n]+$")

@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..spec.model import Post
+from ..shot.model import Post
 
 
 def pingpong(forward: Iterable[np.ndarray], backward: Iterable[np.ndarray]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..spec.model import ImageRef, Shot
+from ..shot.model import ImageRef, Shot
 from .graph import Plan
 from .keys import content_key, image_identity, model_identity
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..spec.errors import Diagnostic
-from ..spec.model import Edit, ImageRef, Sampling, Shot
+from ..shot.errors import Diagnostic
+from ..shot.model import Edit, ImageRef, Sampling, Shot
 from .flowshift import Shift, resolve_shift, window_tokens
 from .keys import (content_key, derive_seed, image_identity, model_identity, snap,
                    transformer_identity)

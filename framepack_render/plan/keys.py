@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..profiles import PROFILES
-from ..spec.model import ImageRef, ModelSpec
+from ..shot.model import ImageRef, ModelSpec
 
 KEY_VERSION = 1
 

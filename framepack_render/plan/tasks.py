@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ..spec.model import ImageRef
+from ..shot.model import ImageRef
 from .entries import chunks, image_key, prompt_key, segment_keys
 from .graph import EditNode, Plan, WindowNode
 from .keys import content_key, model_identity

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..spec.errors import Diagnostic
-from ..spec.model import Section, Shot
+from ..shot.errors import Diagnostic
+from ..shot.model import Section, Shot
 
 
 @dataclass(frozen=True)

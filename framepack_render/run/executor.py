@@ -27,7 +27,7 @@ from ..plan import Plan
 from ..plan.entries import referenced, segment_keys
 from ..plan.keys import canonical
 from ..plan.tasks import Entry, Task, tasks
-from ..spec.model import ModelSpec
+from ..shot.model import ModelSpec
 from ..store.protocol import Store, StoreLease
 from ..store.tensors import Memo, TensorCache
 from .events import Cancel, Observer, RenderResult, up_to_date_result

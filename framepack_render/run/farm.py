@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..plan import EditNode, Plan, WindowNode
-    from ..spec import Loaded, Shot
+    from ..shot import Loaded, Shot
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 TASK_RETRIES = 3  # re-runs of a shot whose worker died under it (each resumes from the cache)
@@ -699,7 +699,7 @@ def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
     """`framepack render --farm`: every shot of every file, in parallel across the workers."""
     from rich.console import Console
 
-    from ..spec.errors import print_diagnostics
+    from ..shot.errors import print_diagnostics
 
     started = time.perf_counter()
     try:

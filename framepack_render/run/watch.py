@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer as FileObserver
 
-from ..spec import Loaded, Shot, ShotError
-from ..spec.discover import is_shot_name, shot_files
-from ..spec.errors import Diagnostic, display_path, print_diagnostics
+from ..shot import Loaded, Shot, ShotError
+from ..shot.discover import is_shot_name, shot_files
+from ..shot.errors import Diagnostic, display_path, print_diagnostics
 from ..store.protocol import StoreError
 from .events import Cancel, ModelError, RenderCancelled, RenderError
 

@@ -2,7 +2,7 @@
 
 Each LoRA pair becomes a weight delta, ``W += scale * (alpha / rank) * (up @ down)``, added to the
 matching ``nn.Linear`` in place, so sampling runs at the plain model's speed and memory. Files are
-checked with ``framepack_render.spec.lora`` (the same rules the shot validator applies) and read
+checked with ``framepack_render.shot.lora`` (the same rules the shot validator applies) and read
 with safetensors only: nothing is ever unpickled.
 
 Every file is read and matched against the transformer before any weight changes, so a LoRA that
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ...run.events import ModelError
-from ...spec.errors import display_path
-from ...spec.lora import DIFFUSERS, KOHYA, lora_problem, lora_target, parse_key
+from ...shot.errors import display_path
+from ...shot.lora import DIFFUSERS, KOHYA, lora_problem, lora_target, parse_key
 
 __all__ = ["LoraError", "LoraWeights", "apply_loras", "read_lora"]
 

@@ -35,8 +35,8 @@ import torch
 
 from ...profiles import PROFILES
 from ...run.events import ModelError
-from ...spec.errors import Mark, suggest
-from ...spec.model import ModelSpec
+from ...shot.errors import Mark, suggest
+from ...shot.model import ModelSpec
 
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
               "image_encoder", "feature_extractor", "vae")

@@ -15,7 +15,7 @@ import torch
 
 from ...plan.keys import default_dtype
 from ...run.events import ModelError
-from ...spec.model import ModelSettings
+from ...shot.model import ModelSettings
 from .lora import apply_loras
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32,

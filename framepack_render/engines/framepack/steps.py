@@ -18,7 +18,7 @@ from ...plan import EditNode, Plan, WindowNode
 from ...plan.entries import Chunk, chunks, image_draw, image_key, prompt_key
 from ...plan.keys import model_identity
 from ...plan.tasks import Entry, Task
-from ...spec.model import Control, ImageRef
+from ...shot.model import Control, ImageRef
 from .conditioning import (ImageEmbeds, TextEmbeds, encode_image, encode_text, frame_pixels,
                            image_embeds, load_mask, load_pixels, text_embeds)
 from .forward import RopeScaling
