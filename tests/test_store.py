@@ -365,5 +365,16 @@ def test_a_local_cache_that_cannot_be_written_is_a_store_error(tmp_path, folder,
     path = write(folder, "shot.yaml", shot_text(sections=ONE_WINDOW))
     code, _, err = run(capsys, "render", path, "--cache", blocked, "--no-preview")
     lines = err.strip().splitlines()
-    assert code == 1 and lines == [f"error: cache {blocked}: cannot register a lease: "
-                                   "Not a directory"], err
+    assert code == 2 and lines == [f"error: cache {blocked}: not a folder; give a folder (it "
+                                   "is made if missing) or a URL"], err
+    assert not (folder / "out").exists()
+
+
+def test_an_empty_cache_argument_is_refused_not_the_working_folder(folder, capsys, monkeypatch):
+    monkeypatch.chdir(folder)
+    before = sorted(p.name for p in folder.iterdir())
+    path = write(folder, "shot.yaml", shot_text(sections=ONE_WINDOW))
+    code, _, err = run(capsys, "render", path, "--cache", "", "--no-preview")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: cache '': give a folder or a URL (s3://bucket/prefix, gs://...)"], err
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before + ["shot.yaml"])

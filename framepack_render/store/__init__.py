@@ -19,11 +19,17 @@ def open_store(location: str | os.PathLike[str] | None = None,
     other URL is an ``FsspecStore``, checked now so a bad one fails before any work."""
     if location is None:
         location = os.environ.get(ENV_VAR) or None
+    elif not os.fspath(location).strip():
+        raise StoreUnavailable("cache '': give a folder or a URL (s3://bucket/prefix, gs://...)")
     if location is None or not is_url(location):
         if storage_options:
             raise StoreUnavailable(f"cache {location or default_cache_dir()}: storage options "
                                    "apply to a URL cache (s3://bucket/prefix, gs://, az://...)")
-        return LocalStore(location)
+        store = LocalStore(location)
+        if store.root.exists() and not store.root.is_dir():
+            raise StoreUnavailable(f"cache {store.root}: not a folder; give a folder (it is "
+                                   "made if missing) or a URL")
+        return store
     url = os.fspath(location)
     if url.startswith(("file://", "local://")) and not storage_options:
         return LocalStore(url.partition("://")[2])
