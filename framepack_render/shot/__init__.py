@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def load(path: str | Path, *, sets: list[str] | tuple[str, ...] = (),
 
 def _load(path: Path, sets: list[str], template: str | Path | None,
           output_root: str | Path | None) -> Loaded:
+    if output_root is not None and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(output_root)):
+        raise ShotError.at(Mark(display_path(path)),
+                           f"--output-root {output_root}: outputs go to a folder (on a farm, one "
+                           "every worker shares); a URL is for --cache")
     root = resolve(output_root) if output_root is not None else None
     set_nodes = parse_sets(sets)
     if template is not None:
