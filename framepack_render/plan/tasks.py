@@ -61,6 +61,7 @@ class _Graph:
         self.seen: set[Entry] = set()
         self.edit_entries = {node.edit.name: ("edit", node.key) for node in plan.edits}
         self.window_entries = {node.index: ("window", node.key) for node in plan.windows}
+        self.segment_keys = segment_keys(plan)
 
     def add(self, task: Task) -> Entry:
         if task.writes not in self.seen:
@@ -100,15 +101,16 @@ class _Graph:
             reads.append(self.image(shot.end_image))
         if shot.sampling == "forward":
             reads.append(self.image(shot.image))
-        # Its history: every window generated before it (what its key continues from).
-        reads += [self.window_entries[other.index] for other in self.plan.generation_order
-                  if other.order < node.order]
+        # The window generated just before it: its key continues from that one, and every
+        # window its context reads was generated no later, so this orders it after all of them.
+        if node.after is not None:
+            reads.append(("window", node.after))
         self.add(Task("window", node.key, _unique(reads), f"window {node.index + 1}", node))
 
     def segments(self) -> None:
         window = self.shot.window
         chunk_list = chunks(len(self.plan.windows), window, self.shot.sampling)
-        for i, key in enumerate(segment_keys(self.plan)):
+        for i, key in enumerate(self.segment_keys):
             # A segment blends the tail of the chunk before it into its own chunk.
             first = chunk_list[i - 1].start if i > 0 else chunk_list[i].start
             reads = [self.image(self.shot.image)] if first == 0 else []
@@ -117,7 +119,7 @@ class _Graph:
             self.add(Task("frames", key, _unique(reads), f"segment {i + 1}", i))
 
     def output(self) -> None:
-        reads = [("frames", key) for key in segment_keys(self.plan)]
+        reads = [("frames", key) for key in self.segment_keys]
         if any(o.format == "safetensors" for o in self.shot.outputs):
             reads += [self.window_entries[node.index] for node in self.plan.windows]
         self.add(Task("output", outputs_key(self.plan), _unique(reads), "outputs"))
