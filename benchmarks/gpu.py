@@ -41,7 +41,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -565,23 +564,20 @@ class Bench:
 
 
 def condition(bench: Bench, parts: Any) -> Conditioning:
-    """Encode the prompt and the start image through the renderer's conditioner, freeing the
-    text encoders before the VAE and SigLIP are built."""
-    from framepack_render.store import LocalStore
-    from framepack_render.engines.framepack.conditioning import Conditioner, load_pixels
-    from framepack_render.store.tensors import TensorCache
+    """Encode the prompt and the start image with the renderer's encoders, freeing the text
+    encoders before the VAE and SigLIP are built."""
+    from framepack_render.engines.framepack.conditioning import (encode_image, encode_text,
+                                                                 image_embeds, load_pixels,
+                                                                 text_embeds)
 
-    with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
-        conditioner = Conditioner(parts, TensorCache(LocalStore(tmp)),
-                                  {"benchmark": bench.scale.name})
-        text = bench.timed("prompt", lambda: conditioner.text(PROMPT))
-        parts.text_encoder = parts.text_encoder_2 = None
-        bench.meter.reset()
-        bench.stage("building the VAE and image encoder")
-        parts.vae = bench.vae()
-        parts.image_encoder = bench.component("image_encoder", bench.pool.encoder_dtype)
-        pixels = load_pixels(START_IMAGE, bench.scale.width, bench.scale.height)
-        image = bench.timed("image", lambda: conditioner.image("start", lambda: pixels))
+    text = bench.timed("prompt", lambda: text_embeds(encode_text(parts, PROMPT)))
+    parts.text_encoder = parts.text_encoder_2 = None
+    bench.meter.reset()
+    bench.stage("building the VAE and image encoder")
+    parts.vae = bench.vae()
+    parts.image_encoder = bench.component("image_encoder", bench.pool.encoder_dtype)
+    pixels = load_pixels(START_IMAGE, bench.scale.width, bench.scale.height)
+    image = bench.timed("image", lambda: image_embeds(encode_image(parts, pixels)))
     return Conditioning(text, image, pixels_to_image(pixels))
 
 

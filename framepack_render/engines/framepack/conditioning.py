@@ -1,4 +1,4 @@
-"""Text and image conditioning: what a window is conditioned on, encoded once and cached.
+"""Text and image conditioning: what a window is conditioned on (each encoding a cache entry).
 
 Prompts go through the Llama encoder (hidden_states[-3], template cropped off) and CLIP-L's
 pooled output; images are resized and centre-cropped to the shot's size, VAE-encoded (the clean
@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-
-from ...plan.entries import prompt_key
-from ...store.tensors import TensorCache
 
 
 @dataclass
@@ -133,23 +130,3 @@ def text_embeds(tensors: dict[str, torch.Tensor]) -> TextEmbeds:
 
 def image_embeds(tensors: dict[str, torch.Tensor]) -> ImageEmbeds:
     return ImageEmbeds(tensors["latent"], tensors["siglip"])
-
-
-class Conditioner:
-    """Cached encodings through a model pool, for code that samples outside a render (the GPU
-    benchmark); a render reads them as entries of its task graph."""
-
-    def __init__(self, pool: Any, cache: TensorCache, model_identity: dict[str, Any]):
-        self.pool = pool
-        self.cache = cache
-        self.model = model_identity
-
-    def text(self, prompt: str) -> TextEmbeds:
-        tensors, _ = self.cache.obtain("prompt", prompt_key(self.model, prompt),
-                                       lambda: encode_text(self.pool, prompt))
-        return text_embeds(tensors)
-
-    def image(self, key: str, pixels: Callable[[], torch.Tensor]) -> ImageEmbeds:
-        tensors, _ = self.cache.obtain("image", key,
-                                       lambda: encode_image(self.pool, pixels()))
-        return image_embeds(tensors)
