@@ -47,9 +47,14 @@ def _dump(data: object) -> None:
     print()
 
 
+def storage_options(args: argparse.Namespace) -> dict[str, object]:
+    """``--storage-option KEY=VALUE`` pairs as fsspec options (empty when none were given)."""
+    return dict(getattr(args, "storage_option", None) or [])
+
+
 def open_cache(args: argparse.Namespace) -> Store:
     """The store ``--cache`` and ``--storage-option`` name."""
-    return open_store(args.cache, dict(getattr(args, "storage_option", None) or []))
+    return open_store(args.cache, storage_options(args))
 
 
 def _renders(count: int) -> str:

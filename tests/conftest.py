@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -36,6 +38,24 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def run_without(modules: tuple[str, ...], body: str, *argv: object,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` (Python, with ``main`` imported from the CLI and ``sys.argv[1:]`` =
+    ``argv``) in a fresh interpreter where importing any of ``modules`` fails."""
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in {tuple(modules)!r}:
+                    raise ImportError('blocked import of ' + name)
+        sys.meta_path.insert(0, Block())
+        from framepack_render.cli import main
+    """) + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script, *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+HEAVY = ("torch", "diffusers", "transformers", "av")
 SIZE = 64
 
 

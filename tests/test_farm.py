@@ -23,7 +23,7 @@ from framepack_render.run.farm import Event, Farm, FarmObserver, Outcome, _Job, 
 from framepack_render.shot import Shot, load
 from framepack_render.store import LocalStore
 
-from .conftest import run, shot_text, write
+from .conftest import run, run_without, shot_text, write
 from .s3_server import bucket, s3  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -116,18 +116,10 @@ def test_a_bad_farm_address_is_one_line_and_exit_2(folder, capsys, tmp_path, add
 
 def test_without_ray_farm_is_one_line_and_plan_never_imports_it(folder, tmp_path):
     path = write(folder, "shot.yaml", one_window(1))
-    script = ("import sys\n"
-              "class Block:\n"
-              "    def find_spec(self, name, path=None, target=None):\n"
-              "        if name.split('.')[0] == 'ray':\n"
-              "            raise ImportError('no ray')\n"
-              "sys.meta_path.insert(0, Block())\n"
-              "from framepack_render.cli import main\n"
-              "assert main(['plan', sys.argv[1], '--cache', sys.argv[2]]) == 0\n"
-              "sys.exit(main(['render', sys.argv[1], '--cache', sys.argv[2], "
-              "'--farm', 'local:1']))\n")
-    result = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "c")],
-                            capture_output=True, text=True, timeout=60)
+    result = run_without(("ray",), """
+        assert main(['plan', sys.argv[1], '--cache', sys.argv[2]]) == 0
+        sys.exit(main(['render', sys.argv[1], '--cache', sys.argv[2], '--farm', 'local:1']))
+    """, path, tmp_path / "c")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: --farm needs Ray, which is not installed: pip install 'framepack-render[farm]'"]

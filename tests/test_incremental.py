@@ -25,7 +25,7 @@ from framepack_render.shot import load
 from framepack_render.shot.errors import Mark
 from framepack_render.shot.model import ModelSpec
 
-from .conftest import run, shot_text, write
+from .conftest import HEAVY, run, run_without, shot_text, write
 
 ENCODERS = {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2", "prompt_template"}
 IMAGE_ENCODER = {"image_encoder", "feature_extractor"}
@@ -107,16 +107,9 @@ def test_a_session_shares_prompt_encodings_between_shots(folder, tmp_path):
 def test_an_unchanged_shot_renders_without_importing_torch(folder, capsys, tmp_path):
     path = write(folder, "shot.yaml", shot_text(output="out/v.mp4"))
     assert run(capsys, "render", path, "--cache", tmp_path / "c")[0] == 0
-    blocker = ("import sys\n"
-               "class Block:\n"
-               "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name.split('.')[0] in ('torch', 'diffusers', 'transformers', 'av'):\n"
-               "            raise ImportError('an up-to-date render imported ' + name)\n"
-               "sys.meta_path.insert(0, Block())\n"
-               "from framepack_render.cli import main\n"
-               "sys.exit(main(['render', sys.argv[1], '--cache', sys.argv[2], '--json']))\n")
-    result = subprocess.run([sys.executable, "-c", blocker, str(path), str(tmp_path / "c")],
-                            capture_output=True, text=True, timeout=60)
+    result = run_without(HEAVY, """
+        sys.exit(main(['render', sys.argv[1], '--cache', sys.argv[2], '--json']))
+    """, path, tmp_path / "c")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["windows_rendered"] == 0 and summary["shots"][0]["outputs_up_to_date"] == 1

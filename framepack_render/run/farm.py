@@ -685,13 +685,10 @@ def worker_label(worker: dict[str, Any] | None) -> str:
 
 def farm_from_args(args: argparse.Namespace) -> Farm:
     """The farm for `render` and `watch`; FarmError (one line) when it cannot start."""
-    return Farm.open(args.farm, args.cache, storage_options=_storage_options(args),
+    from ..housekeeping import storage_options
+
+    return Farm.open(args.farm, args.cache, storage_options=storage_options(args) or None,
                      device=args.device)
-
-
-def _storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
-    """``--storage-option KEY=VALUE`` pairs, as the local commands read them."""
-    return dict(getattr(args, "storage_option", None) or []) or None
 
 
 def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
