@@ -9,7 +9,7 @@ order a render loads them, and the text encoders are freed once the prompt is en
 
 One generation window (9 latents: 36 new video frames) at FramePack's 640 bucket for a square
 image (608x640), 25 steps, is then sampled and decoded
-(a) through the renderer's own functions (the conditioner, ``inverted_context``,
+(a) through the renderer's own functions (``encode_text``, ``encode_image``, ``inverted_context``,
     ``sample_window`` with its transformer pass and TeaCache, ``decode_latents``), with
     TeaCache off, at 0.1 and at 0.15;
 (b) through diffusers' ``HunyuanVideoFramepackPipeline`` built from the same components, given
@@ -646,7 +646,7 @@ def run(scale: Scale, configs: list[str], steps: int, sampler: str, warmup_steps
     bench.stage("building the text encoders")
     parts = bench.encoders()
 
-    # 2. Prompt and start image, through the renderer's conditioner
+    # 2. Prompt and start image, through the renderer's encoders
     cond = condition(bench, parts)
 
     # 3. The transformer; the pipeline over the same components
