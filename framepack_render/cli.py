@@ -157,8 +157,10 @@ def _shot_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", metavar="T.yaml",
                         help="treat each SHOT as a CSV of jobs: one shot per row over this "
                              "template, the columns as vars")
-    parser.add_argument("--output-root", metavar="DIR",
-                        help="resolve outputs under DIR instead of each shot's folder")
+    parser.add_argument("--output-root", metavar="DIR|URL",
+                        help="resolve outputs under DIR instead of each shot's folder; a URL "
+                             "such as s3://bucket/renders uploads each output whole, its "
+                             "sidecar last")
 
 
 def _render_options(parser: argparse.ArgumentParser) -> None:
@@ -267,12 +269,15 @@ def _set_item(text: str) -> str:
 
 def _load_all(args: argparse.Namespace) -> tuple[list[Loaded], bool]:
     """Load every SHOT argument, printing errors; a failed file does not stop the others."""
+    from .housekeeping import storage_options
+
     results: list[Loaded] = []
     failed = False
     for shot in args.shots:
         try:
             results.append(load(shot, sets=args.set, template=args.template,
-                                output_root=args.output_root))
+                                output_root=args.output_root,
+                                storage_options=storage_options(args)))
         except ShotError as error:
             print_diagnostics(error.diagnostics)
             failed = True
@@ -373,9 +378,12 @@ def _result_line(result: "RenderResult") -> str:
 def _render(args: argparse.Namespace) -> int:
     import time
 
+    from .output.remote import check
+
     results, failed = _load_all(args)
     if failed:
         return EXIT_INVALID
+    check(shot.destination for loaded in results for shot in loaded.shots)
     if args.farm:  # workers on a Ray cluster render; this process hands out the shots
         from .run.farm import render_on_farm
 
@@ -425,6 +433,7 @@ def _watch(args: argparse.Namespace) -> int:
     from .run.progress import RichObserver
     from .shot.discover import shot_files
     from .run.watch import ConsoleReport, Watcher
+    from .housekeeping import storage_options
 
     try:  # a mistyped path fails now rather than being watched for ever
         shot_files([Path(p) for p in args.paths])
@@ -434,7 +443,8 @@ def _watch(args: argparse.Namespace) -> int:
     console = Console(stderr=True, highlight=False)
 
     def load_path(path: Path) -> Loaded:
-        return load(path, sets=args.set, template=args.template, output_root=args.output_root)
+        return load(path, sets=args.set, template=args.template, output_root=args.output_root,
+                    storage_options=storage_options(args))
 
     with ExitStack() as stack:
         if args.farm:  # workers on a Ray cluster render; this process watches

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from .plan.entries import KINDS
 from .store import Entry, Store, open_store
+from .store.local import ENV_VAR
+from .urls import is_url
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -53,8 +56,14 @@ def storage_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def open_cache(args: argparse.Namespace) -> Store:
-    """The store ``--cache`` and ``--storage-option`` name."""
-    return open_store(args.cache, storage_options(args))
+    """The store ``--cache`` and ``--storage-option`` name. With a folder cache and a URL
+    ``--output-root``, the options are the output root's alone."""
+    options = storage_options(args)
+    root = getattr(args, "output_root", None)
+    cache = args.cache if args.cache is not None else os.environ.get(ENV_VAR, "")
+    if root is not None and is_url(root) and not is_url(cache or "."):
+        options = {}
+    return open_store(args.cache, options)
 
 
 def _renders(count: int) -> str:

@@ -31,8 +31,10 @@ def describe_shot(shot: Shot, plan: Plan) -> str:
 
 
 def _outputs_text(shot: Shot) -> str:
-    return ", ".join(display_path(o.path) + ("/" if o.format == "frames" else "")
-                     for o in shot.outputs)
+    shown = (display_path(o.path) if shot.destination is None else shot.locate(o.path)
+             for o in shot.outputs)
+    return ", ".join(text + ("/" if o.format == "frames" else "")
+                     for text, o in zip(shown, shot.outputs))
 
 
 def print_plan(console: Console, plan: Plan) -> None:
@@ -154,7 +156,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "sampler": shot.sampler,
         "frames": plan.total_frames,
         "seconds": round(plan.seconds, 6),
-        "outputs": [{"path": str(o.path), "format": o.format} for o in shot.outputs],
+        "outputs": [{"path": shot.locate(o.path), "format": o.format} for o in shot.outputs],
         "edits": [{
             "name": e.edit.name,
             "prompt": e.edit.prompt,
@@ -162,7 +164,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "layout": e.layout.as_dict(),
             "shift": {"mu": e.shift.mu, "sigma": e.shift.sigma},
             "seed": e.noise_seed,
-            "output": str(e.edit.output) if e.edit.output else None,
+            "output": shot.locate(e.edit.output) if e.edit.output else None,
             "key": e.key,
             "cached": e.cached,
         } for e in plan.edits],

@@ -181,18 +181,3 @@ def test_the_csv_batch_example_plans_one_shot_per_row(capsys, tmp_path):
     assert code == 0
     assert [Path(p["outputs"][0]["path"]).name for p in plans] == ["anna.mp4", "ben.mp4"]
     assert [len(p["windows"]) for p in plans] == [1, 2]
-
-
-@pytest.mark.parametrize("command", ["plan", "render"])
-def test_a_url_output_root_is_one_line_and_writes_nothing(shot_dir, capsys, tmp_path, command,
-                                                          monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shot = write(shot_dir, "shot.yaml", GOOD)
-    before = sorted(tmp_path.rglob("*"))
-    code, out, err = run(capsys, command, shot, "--output-root", "s3://bucket/renders",
-                         "--cache", tmp_path / "cache")
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and out == "", err
-    assert lines[0].endswith("--output-root s3://bucket/renders: outputs go to a folder (on a "
-                             "farm, one every worker shares); a URL is for --cache")
-    assert sorted(tmp_path.rglob("*")) == before  # no "s3:" folder, no cache

@@ -269,16 +269,19 @@ def ray_processes() -> set[int]:
 
 
 def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local, s3, bucket):
-    """A matrix on a private two-worker cluster with the cache on S3 (a real S3 API on
-    127.0.0.1): each window sampled once across the farm, frames equal to local renders."""
+    """A matrix on a private two-worker cluster with the cache and the outputs on S3 (a real
+    S3 API on 127.0.0.1): each window sampled once across the farm, the workers upload the
+    outputs, frames equal to local renders."""
     matrix = one_window(0).replace("seed: 0", "seed: ${seed}").replace("out0/", "out${seed}/")
     paths = [write(folder, "m.yaml", matrix + "matrix:\n  seed: [51, 52]\n")]
     before = ray_processes()
     result = cli("render", *paths, "--farm", "local:2", "--cache", f"s3://{bucket}/cache",
+                 "--output-root", f"s3://{bucket}/renders",
                  "--storage-option", f"endpoint_url={s3.endpoint}", "--json", "--no-preview")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["ok"] and summary["windows_rendered"] == 2
+    assert summary["outputs"] == [f"s3://{bucket}/renders/out{seed}" for seed in (51, 52)]
     assert summary["farm"]["address"] == "local:2" and summary["farm"]["workers"] == 2
     workers = [shot["worker"] for shot in summary["shots"]]
     assert len(workers) == 2
@@ -293,7 +296,8 @@ def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local, s3, 
         with pytest.raises(ProcessLookupError):
             os.kill(worker["pid"], 0)
     assert s3.fs().ls(f"{bucket}/cache/window")  # the windows went to the bucket
-    frames = {seed: pngs(folder / f"out{seed}") for seed in (51, 52)}
+    s3.fs().get(f"{bucket}/renders/", str(tmp_path / "renders"), recursive=True)
+    frames = {seed: pngs(tmp_path / "renders" / f"out{seed}") for seed in (51, 52)}
     assert all(len(f) == 37 for f in frames.values())
     threads = {shot["shot"]: shot["worker"]["threads"] for shot in summary["shots"]}
     for shot in load(paths[0]).shots:

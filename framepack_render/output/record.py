@@ -7,12 +7,13 @@ fingerprint is up to date: `render` answers an unchanged shot from this alone, l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import __version__
 from ..plan import EditNode, Plan
 from ..plan.keys import content_key
+from ..shot.model import Destination
+from .remote import current
 
 FRAME_FORMATS = ("mp4", "webm", "gif", "mov", "frames")
 SIDECAR_FORMATS = (*FRAME_FORMATS, "safetensors", "image")  # image: an edit's output
@@ -80,27 +81,19 @@ def edit_record(node: EditNode) -> dict:
     }
 
 
-def _current(path: Path, sidecar: Path, expected: str) -> bool:
-    try:
-        recorded = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(recorded, dict) and path.exists() and \
-        recorded.get("fingerprint") == expected
-
-
 def up_to_date(plan: Plan, segment_keys: list[str]) -> bool:
     """Every output (edit images included) exists and its sidecar records the current
     fingerprint."""
+    destination = plan.shot.destination
     for output in plan.shot.outputs:
-        if not _current(output.path, sidecar_path(output.path, output.format),
-                        fingerprint(plan, segment_keys, output.format)):
+        if not current(destination, output.path, sidecar_path(output.path, output.format),
+                       fingerprint(plan, segment_keys, output.format)):
             return False
-    return all(edit_output_up_to_date(node) for node in plan.edits)
+    return all(edit_output_up_to_date(node, destination) for node in plan.edits)
 
 
-def edit_output_up_to_date(node: EditNode) -> bool:
+def edit_output_up_to_date(node: EditNode, destination: Destination | None = None) -> bool:
     """True when the edit writes no image, or its image and sidecar are current."""
     output = node.edit.output
-    return output is None or _current(output, sidecar_path(output, "image"),
-                                      edit_record(node)["fingerprint"])
+    return output is None or current(destination, output, sidecar_path(output, "image"),
+                                     edit_record(node)["fingerprint"])

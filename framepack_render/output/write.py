@@ -19,7 +19,9 @@ from ..plan import EditNode, Plan
 from ..plan.keys import canonical
 from .encode import open_sink, write_image, write_sidecar
 from .post import Processor, pingpong
+from ..shot.model import Destination
 from .record import edit_record, record, sidecar_path
+from .remote import publish
 
 Segments = Iterator[tuple[str, np.ndarray]]
 
@@ -60,6 +62,8 @@ class OutputWriter:
                 written.append(self._write_latents(output.path, latents()))
                 write_sidecar(sidecar_path(output.path, output.format),
                               self.record(output.format))
+        for output in shot.outputs:  # on object storage: upload each, its sidecar last
+            publish(shot.destination, output.path, sidecar_path(output.path, output.format))
         return written
 
     def _frames(self, segments: Segments, reload: Callable[[str], np.ndarray]
@@ -94,11 +98,13 @@ class OutputWriter:
         return path
 
 
-def write_edit_image(node: EditNode, frame: np.ndarray) -> Path:
+def write_edit_image(node: EditNode, frame: np.ndarray,
+                     destination: Destination | None = None) -> Path:
     """An edit's ``output:`` image with its settings (PNG iTXt) and a sidecar."""
     output = node.edit.output
     assert output is not None
     record = edit_record(node)
     write_image(output, frame, {"framepack_render": canonical(record)})
     write_sidecar(sidecar_path(output, "image"), record)
+    publish(destination, output, sidecar_path(output, "image"))
     return output

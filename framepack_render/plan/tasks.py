@@ -35,7 +35,7 @@ class Task:
 
 def outputs_key(plan: Plan) -> str:
     """One key per output set: the writer's lock and the output task's key."""
-    return content_key("outputs", {"paths": sorted(str(o.path) for o in plan.shot.outputs)})
+    return content_key("outputs", {"paths": sorted(plan.shot.locate(o.path) for o in plan.shot.outputs)})
 
 
 def tasks(plan: Plan) -> list[Task]:

@@ -88,7 +88,7 @@ def up_to_date_result(plan: Plan, store: Any, keys: list[str] | None = None
         return None
     shot = plan.shot
     return RenderResult(
-        shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
+        shot=shot.label, outputs=[shot.locate(p) for p in shot.output_paths()],
         windows_cached=sum(store.has("window", w.key) for w in plan.windows),
         edits_cached=sum(store.has("edit", e.key) for e in plan.edits),
         outputs_up_to_date=len(shot.outputs), keys=[w.key for w in plan.windows],

@@ -86,13 +86,14 @@ class LocalExecutor:
         if not self.force and (current := up_to_date_result(plan, self.store, keys)) is not None:
             return current
         shot = plan.shot
-        result = RenderResult(shot=shot.label, outputs=[str(p) for p in shot.output_paths()],
+        result = RenderResult(shot=shot.label,
+                              outputs=[shot.locate(p) for p in shot.output_paths()],
                               keys=[w.key for w in plan.windows])
         cache = TensorCache(self.store, read=not self.force, memo=self.memo, wait=self._wait,
                             lease=lease)
         run = _GraphRun(plan, keys, self.pool, cache, self.observer, self.cancel, result,
                         force=self.force)
-        if self.preview and shot.outputs:
+        if self.preview and shot.outputs and shot.destination is None:
             run.preview = Preview(preview_path(shot.outputs[0].path), *shot.size, shot.fps)
         loaded_before = self.pool.loaded
         try:
@@ -234,9 +235,11 @@ class _GraphRun:
     def write_edit_image(self, task: Task) -> None:
         """An edit's ``output:`` image, when it is missing or stale."""
         node = task.subject
-        if node.edit.output is None or (not self.force and edit_output_up_to_date(node)):
+        destination = self.plan.shot.destination
+        if node.edit.output is None or (not self.force and
+                                        edit_output_up_to_date(node, destination)):
             return
-        write_edit_image(node, self.read(task.writes)["frame"].numpy())
+        write_edit_image(node, self.read(task.writes)["frame"].numpy(), destination)
         self.result.edit_outputs_written += 1
 
     def write_outputs(self, task: Task) -> None:

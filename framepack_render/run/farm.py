@@ -177,7 +177,7 @@ def cache_location(cache: str | None) -> str:
     """The cache as every worker must name it: a URL unchanged, a folder made absolute on the
     driver (workers have their own working folder and environment)."""
     from ..store import default_cache_dir
-    from ..store.protocol import is_url
+    from ..urls import is_url
 
     cache = cache or os.environ.get("FRAMEPACK_CACHE") or None
     if cache is not None and is_url(cache):

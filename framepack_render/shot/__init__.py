@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ..urls import is_url, redact
 
 from .errors import Diagnostic, Mark, Report, ShotError, display_path
 from .files import resolve
-from .model import Shot
+from .model import Destination, Shot
 from .semantic import build_shot
 from .templates import expand_csv, expand_shot, parse_sets
 
@@ -22,26 +27,28 @@ class Loaded:
 
 
 def load(path: str | Path, *, sets: list[str] | tuple[str, ...] = (),
-         template: str | Path | None = None, output_root: str | Path | None = None) -> Loaded:
+         template: str | Path | None = None, output_root: str | Path | None = None,
+         storage_options: dict[str, Any] | None = None) -> Loaded:
     """Every shot that ``path`` stands for, checked. Raises ShotError listing all errors.
 
     ``path`` is a shot file, or with ``template`` a CSV of jobs (one shot per row).
+    ``output_root`` is a folder or an fsspec URL (``storage_options`` go to its filesystem).
     """
     path = Path(path)
     try:
-        return _load(path, list(sets), template, output_root)
+        return _load(path, list(sets), template, output_root, storage_options)
     except RecursionError:  # the limits keep every walk shallow; should one not, still one line
         raise ShotError.at(Mark(display_path(path)), "the shot is nested too deeply to "
                                                      "check") from None
 
 
 def _load(path: Path, sets: list[str], template: str | Path | None,
-          output_root: str | Path | None) -> Loaded:
-    if output_root is not None and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(output_root)):
-        raise ShotError.at(Mark(display_path(path)),
-                           f"--output-root {output_root}: outputs go to a folder (on a farm, one "
-                           "every worker shares); a URL is for --cache")
-    root = resolve(output_root) if output_root is not None else None
+          output_root: str | Path | None, storage_options: dict[str, Any] | None) -> Loaded:
+    destination = _destination(path, output_root, storage_options)
+    if destination is not None:
+        root: Path | None = destination.staging
+    else:
+        root = resolve(_local(output_root)) if output_root is not None else None
     set_nodes = parse_sets(sets)
     if template is not None:
         expansions = expand_csv(path, Path(template), set_nodes)
@@ -56,12 +63,36 @@ def _load(path: Path, sets: list[str], template: str | Path | None,
             report.warn(warning.mark, warning.message)
     shots = []
     for expansion in expansions:
-        shot = build_shot(expansion, report, root)
+        shot = build_shot(expansion, report, root,
+                          root_shown=destination.shown if destination else None)
         if shot is not None:
-            shots.append(shot)
+            shots.append(dataclasses.replace(shot, destination=destination))
     report.extend(check_collisions(shots))
     report.raise_if_errors()
     return Loaded(shots, report.warnings)
+
+
+def _destination(path: Path, output_root: str | Path | None,
+                 storage_options: dict[str, Any] | None) -> Destination | None:
+    """An output root that is a URL (other than a plain file:// one): outputs are staged in a
+    folder of this machine named for the URL, then uploaded whole."""
+    if output_root is None or not is_url(output_root):
+        return None
+    if _local(output_root) != output_root and not storage_options:
+        return None  # a plain file:// URL is a folder
+    url = str(output_root).rstrip("/")
+    if not url.partition("://")[2].strip("/"):
+        raise ShotError.at(Mark(display_path(path)),
+                           f"--output-root {redact(url)}: name a bucket or folder in the URL")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    staging = resolve(Path(tempfile.gettempdir()) / "framepack-render-outputs" / digest)
+    return Destination(url, redact(url), staging, dict(storage_options or {}))
+
+
+def _local(output_root: str | Path) -> str | Path:
+    """A file:// URL as the folder it names."""
+    text = str(output_root)
+    return text.partition("://")[2] if text.startswith(("file://", "local://")) else output_root
 
 
 def check_collisions(shots: list[Shot]) -> Report:

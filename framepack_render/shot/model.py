@@ -163,6 +163,20 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Outputs under an fsspec URL (``--output-root s3://...``): each is written under
+    ``staging`` on this machine, then uploaded whole (see ``output.remote``)."""
+    url: str
+    shown: str  # the URL without credentials, for messages
+    staging: Path
+    storage_options: dict[str, object] = field(default_factory=dict)
+
+    def url_of(self, path: Path, *, shown: bool = False) -> str:
+        relative = Path(path).relative_to(self.staging).as_posix()
+        return f"{(self.shown if shown else self.url).rstrip('/')}/{relative}"
+
+
+@dataclass(frozen=True)
 class Post:
     color_match: str = "none"
     loop: str = "none"
@@ -201,6 +215,12 @@ class Shot:
     experimental: Experimental
     row: Mark | None = None  # the CSV row this shot came from
     files: tuple[Path, ...] = ()  # the shot (or CSV) file and every template it extends
+    destination: Destination | None = None  # outputs go to a URL, not beside the shot
+
+    def locate(self, path: Path) -> str:
+        """Where an output really goes, for people and programs: its path, or its URL."""
+        return str(path) if self.destination is None else \
+            self.destination.url_of(path, shown=True)
 
     def output_paths(self) -> list[Path]:
         """Every file a render writes: the outputs, then the edits' images."""

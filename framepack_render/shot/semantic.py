@@ -52,22 +52,26 @@ BUCKETS_640 = [(416, 960), (448, 864), (480, 832), (512, 768), (544, 704), (576,
                (864, 448), (960, 416)]
 
 
-def build_shot(exp: Expansion, report: Report, output_root: Path | None = None) -> Shot | None:
-    """Check one expanded shot. Adds diagnostics to ``report``; returns None if any error."""
+def build_shot(exp: Expansion, report: Report, output_root: Path | None = None, *,
+               root_shown: str | None = None) -> Shot | None:
+    """Check one expanded shot. Adds diagnostics to ``report``; returns None if any error.
+    ``root_shown``: how messages name ``output_root`` (its URL, when it stages one)."""
     errors_before = len(report.errors)
     check_schema(exp.doc, report)
     if len(report.errors) > errors_before:
         return None
-    return _Checker(exp, report, output_root).build()
+    return _Checker(exp, report, output_root, root_shown).build()
 
 
 class _Checker:
-    def __init__(self, exp: Expansion, report: Report, output_root: Path | None):
+    def __init__(self, exp: Expansion, report: Report, output_root: Path | None,
+                 root_shown: str | None):
         self.exp = exp
         self.doc = exp.doc
         self.report = report
         self.root = resolve(output_root or resolve(exp.source).parent)
         self.root_given = output_root is not None
+        self.root_shown = root_shown or display_path(self.root)
         self.edit_names = [e.value["name"].value for e in self._edit_nodes()]
 
     # ------------------------------------------------------------ helpers
@@ -524,7 +528,7 @@ class _Checker:
             where = "--output-root" if self.root_given else "the shot's folder"
             tip = "" if self.root_given else "; pass --output-root DIR to write elsewhere"
             self.report.error(node.mark, f"output '{node.value}' is outside {where} "
-                                         f"({display_path(self.root)}){tip}")
+                                         f"({self.root_shown}){tip}")
             return None
         return path
 

@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from .local import ENV_VAR, Lease, LocalStore, default_cache_dir
-from .protocol import Entry, InUse, Store, StoreError, StoreLease, StoreUnavailable, is_url
+from ..urls import is_url
+from .protocol import Entry, InUse, Store, StoreError, StoreLease, StoreUnavailable
 
 __all__ = ["Entry", "InUse", "Lease", "LocalStore", "Store", "StoreError", "StoreLease",
            "StoreUnavailable", "default_cache_dir", "open_store"]

@@ -37,8 +37,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
+from ..urls import describe, redact, secrets_of
 from .local import GC_LOCK, LEASES, LOCKS, MANIFEST, STALE_SECONDS
 from .protocol import Entry, InUse, StoreError, StoreUnavailable
 
@@ -49,8 +49,6 @@ POLL = (0.1, 2.0)  # a waiting lock polls from every 0.1 s, backing off to every
 # Filesystems without folders (or where making one makes a bucket): never ``makedirs`` there.
 FLAT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory", "oci", "oss", "r2",
         "cos", "tos", "hf", "gdrive", "dropbox"}
-SECRET_NAME = re.compile(r"key|secret|token|password|passwd|credential|sas|signature|auth",
-                         re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,7 @@ class FsspecStore:
 
         self._raw_url = url
         self._options = dict(storage_options or {})
-        self._secrets = sorted(_secrets(self._options) | _url_secrets(url), key=len,
-                               reverse=True)
+        self._secrets = secrets_of(url, self._options)
         self.url = redact(url).rstrip("/")
         self.ttl = ttl
         try:
@@ -430,10 +427,7 @@ class FsspecStore:
         return StoreError(f"cache {self.url}: {doing} {where}: {self._reason(error)}")
 
     def _reason(self, error: BaseException) -> str:
-        text = " ".join(str(error).split()) or type(error).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text if len(text) <= 300 else text[:297] + "..."
+        return describe(error, self._secrets)
 
 
 class ObjectLock:
@@ -623,44 +617,14 @@ def payload_name(name: str, digest: str) -> str:
     return f"{stem}.{digest}{dot}{suffix}"
 
 
-def redact(url: str) -> str:
-    """The URL without a password or query (where SAS tokens and signatures go). A user or
-    an Azure ``container@account`` stays."""
-    def one(part: str) -> str:
-        split = urlsplit(part)
-        if not split.scheme:
-            return part
-        user, at, host = split.netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}{at}{host}"
-        return urlunsplit(split._replace(netloc=netloc, query="", fragment=""))
-
-    return "::".join(one(part) for part in url.split("::"))
 
 
 def _rebuild(url: str, options: dict[str, Any], ttl: float) -> FsspecStore:
     return FsspecStore(url, options, ttl=ttl)
 
 
-def _secrets(options: dict[str, Any]) -> set[str]:
-    """Option values that may be credentials, to keep them out of every message."""
-    found = set()
-    for name, value in options.items():
-        if isinstance(value, dict):
-            found |= _secrets(value)
-        elif isinstance(value, str) and len(value) >= 4 and SECRET_NAME.search(str(name)):
-            found.add(value)
-    return found
 
 
-def _url_secrets(url: str) -> set[str]:
-    """A password or query values in the URL, to keep them out of every message."""
-    found = set()
-    for part in url.split("::"):
-        split = urlsplit(part)
-        password = split.netloc.rpartition("@")[0].partition(":")[2]
-        values = [value for _, _, value in (q.partition("=") for q in split.query.split("&"))]
-        found |= {value for value in (password, *values) if len(value) >= 4}
-    return found
 
 
 def _plain_name(name: str) -> str:

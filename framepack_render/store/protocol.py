@@ -8,7 +8,6 @@ manifest does, and every read is checked against the sizes and SHA-256 the manif
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
@@ -143,13 +142,4 @@ class Store(Protocol):
     def clear(self) -> None:
         """Remove everything (hold ``gc_lock()`` with no live lease)."""
         ...
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    """``PROTOCOL://...`` or a chained ``a::b`` fsspec URL; a Windows drive is a path."""
-    text = os.fspath(location)
-    protocol, sep, _ = text.partition("://")
-    if sep and len(protocol) > 1 and protocol.replace("+", "").replace("-", "").isalnum():
-        return True
-    return "::" in text
 
