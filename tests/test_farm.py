@@ -19,7 +19,8 @@ import pytest
 
 from framepack_render.plan import build_plan
 from framepack_render.run.events import Cancel, RenderCancelled
-from framepack_render.run.farm import Event, Farm, FarmObserver, Outcome, _Job, _Slot
+from framepack_render.run.farm import Event, Farm, FarmObserver, Outcome
+from framepack_render.run.farm.driver import _Job, _Slot
 from framepack_render.shot import Shot, load
 from framepack_render.store import LocalStore
 
