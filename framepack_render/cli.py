@@ -114,8 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--debounce", type=float, default=0.4, metavar="SECONDS",
                        help="wait this long after the last change before rendering (0.4)")
     watch.add_argument("--json", action="store_true",
-                       help="print one JSON object per event on stdout (watching, started, "
-                            "rendered, cancelled, invalid, failed)")
+                       help="print one JSON object per event on stdout (serving, watching, "
+                            "started, rendered, cancelled, invalid, failed)")
+    watch.add_argument("--serve", action="store_true",
+                       help="show the renders live on a local web page: each shot's windows, "
+                            "their last frames, the preview video and errors (needs "
+                            "framepack-render[serve]; turns --preview on unless --no-preview)")
+    watch.add_argument("--port", type=int, default=8765, metavar="N",
+                       help="the live page's port (8765; 0 picks a free one, printed)")
+    watch.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                       help="the address to serve on (127.0.0.1, this machine only; another "
+                            "address lets other machines see your shots and outputs)")
     _render_options(watch)
     watch.set_defaults(force=False)
 
@@ -412,7 +421,7 @@ def _render(args: argparse.Namespace) -> int:
                     status = EXIT_FAILED
                     continue
                 summaries.append(result)
-                console.print(_result_line(result), soft_wrap=True)
+                console.print(_result_line(result), soft_wrap=True, markup=False)
     if args.json:
         from dataclasses import asdict
 
@@ -432,7 +441,7 @@ def _watch(args: argparse.Namespace) -> int:
 
     from .run.progress import RichObserver
     from .shot.discover import shot_files
-    from .run.watch import ConsoleReport, Watcher
+    from .run.watch import ConsoleReport, FanOut, Watcher
     from .housekeeping import storage_options
 
     try:  # a mistyped path fails now rather than being watched for ever
@@ -440,6 +449,14 @@ def _watch(args: argparse.Namespace) -> int:
     except ShotError as error:
         print_diagnostics(error.diagnostics)
         return EXIT_INVALID
+    if args.serve:
+        from .run.serve import missing_dependency
+
+        if (hint := missing_dependency()) is not None:
+            print(f"error: {hint}", file=sys.stderr)
+            return EXIT_INVALID
+        if args.preview is None:  # the page's thumbnails and video come from the preview
+            args.preview = True
     console = Console(stderr=True, highlight=False)
 
     def load_path(path: Path) -> Loaded:
@@ -447,6 +464,10 @@ def _watch(args: argparse.Namespace) -> int:
                     storage_options=storage_options(args))
 
     with ExitStack() as stack:
+        report = ConsoleReport(console, json_lines=args.json, line=_result_line)
+        live = _serve(args, console, stack) if args.serve else None
+        if args.serve and live is None:
+            return EXIT_INVALID
         if args.farm:  # workers on a Ray cluster render; this process watches
             from .run.farm import FarmError, farm_renders
 
@@ -456,9 +477,10 @@ def _watch(args: argparse.Namespace) -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return EXIT_INVALID
         else:
-            renders = _Renders(args, stack.enter_context(RichObserver(console)))
+            progress = stack.enter_context(RichObserver(console))
+            renders = _Renders(args, progress if live is None else FanOut(progress, live))
         watcher = Watcher([Path(p) for p in args.paths], load_path, renders,
-                          ConsoleReport(console, json_lines=args.json, line=_result_line),
+                          report if live is None else FanOut(report, live),
                           debounce=args.debounce, csv=args.template is not None)
         try:
             watcher.run()
@@ -466,6 +488,28 @@ def _watch(args: argparse.Namespace) -> int:
             console.print("stopped watching")
             return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, console: object, stack: ExitStack) -> object:
+    """Start the live page's server (stopped when ``stack`` closes); returns what the watch
+    reports to, or None after printing why the address cannot be served."""
+    from .run.serve import Hub, LivePage, LiveServer
+
+    live = LivePage(Hub(), line=_result_line)
+    try:
+        server = stack.enter_context(LiveServer(live.hub, args.host, args.port))
+    except OSError as error:
+        print(f"error: cannot serve the live page on {args.host}:{args.port}: "
+              f"{error.strerror or error}; choose another --port (0 picks a free one)",
+              file=sys.stderr)
+        return None
+    console.print(f"live page: {server.url}", soft_wrap=True)
+    if not server.local:
+        console.print(f"warning: {server.url} is open to other machines: whoever reaches it "
+                      "sees these shots and their outputs", soft_wrap=True)
+    if args.json:
+        print(json.dumps({"event": "serving", "url": server.url}), flush=True)
+    return live
 
 
 def _models(args: argparse.Namespace) -> int:

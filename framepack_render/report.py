@@ -52,7 +52,7 @@ def print_plan(console: Console, plan: Plan) -> None:
     todo = sum(not w.cached for w in plan.windows) + sum(not e.cached for e in plan.edits)
     total = len(plan.windows) + len(plan.edits)
     console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> "
-                  f"{_outputs_text(shot)}", soft_wrap=True)
+                  f"{_outputs_text(shot)}", soft_wrap=True, markup=False)
 
 
 def _window_table(plan: Plan, width: int) -> Table:

@@ -11,7 +11,7 @@ import pytest
 
 from framepack_render.store import LocalStore, default_cache_dir
 
-from .conftest import HEAVY, QUICKSTART, REPO, run, run_without, write
+from .conftest import HEAVY, QUICKSTART, REPO, run, run_without, shot_text, write
 
 GOOD = """
 model: tiny
@@ -181,3 +181,13 @@ def test_the_csv_batch_example_plans_one_shot_per_row(capsys, tmp_path):
     assert code == 0
     assert [Path(p["outputs"][0]["path"]).name for p in plans] == ["anna.mp4", "ben.mp4"]
     assert [len(p["windows"]) for p in plans] == [1, 2]
+
+
+def test_matrix_labels_print_with_their_brackets(folder, capsys, tmp_path):
+    """`[seed=1]` is a label, not console markup: both shots are told apart on the console."""
+    text = shot_text(output="out-${seed}/", steps="1", prompt="a ball", duration="1.2s",
+                     seed="${seed}")
+    path = write(folder, "m.yaml", text + "matrix: {seed: [1, 2]}\n")
+    code, _, err = run(capsys, "render", path, "--cache", tmp_path / "cache", "--no-preview")
+    assert code == 0, err
+    assert "m.yaml [seed=1]" in err and "m.yaml [seed=2]" in err

@@ -189,8 +189,9 @@ class _GraphRun:
         if task.kind == "window":
             self.windows.put(task.kind, task.key, tensors)
             if not cached and self.preview is not None:
-                self.preview.add(task.subject.index,
-                                 self.steps.preview_frames(tensors["latents"]))
+                frames = self.steps.preview_frames(tensors["latents"])
+                self.preview.add(task.subject.index, frames)
+                self.observer.window_frames(task.subject, frames)
         self._count(task, cached, time.perf_counter() - began)
         return tensors
 

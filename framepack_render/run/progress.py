@@ -8,6 +8,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 from ..plan import EditNode, Plan, WindowNode
 from .events import Observer
+from rich.markup import escape
 
 
 class RichObserver(Observer):
@@ -33,7 +34,7 @@ class RichObserver(Observer):
         self.plan = plan
         for task in list(self.progress.task_ids):
             self.progress.remove_task(task)
-        self.console.print(f"[bold]{plan.shot.label}[/]: {len(plan.windows)} windows, "
+        self.console.print(f"[bold]{escape(plan.shot.label)}[/]: {len(plan.windows)} windows, "
                            f"{to_sample} to sample, {len(plan.windows) - to_sample} cached",
                            soft_wrap=True)
         self.waited = set()

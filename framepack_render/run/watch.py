@@ -44,6 +44,7 @@ warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWa
 class Reporter(Protocol):
     def watching(self, shots: list[Path], folders: list[Path]) -> None: ...
     def invalid(self, path: Path, diagnostics: list[Diagnostic]) -> None: ...
+    def loaded(self, path: Path, shots: list[Shot]) -> None: ...
     def started(self, shot: Shot) -> None: ...
     def rendered(self, shot: Shot, result: object) -> None: ...
     def cancelled(self, shot: Shot) -> None: ...
@@ -154,6 +155,7 @@ class Watcher:
         target.valid = True
         target.dependencies = {target.path}.union(*(s.dependencies() for s in loaded.shots))
         self._update_relevant()
+        self.report.loaded(target.path, list(loaded.shots))
         for folder in {p.parent for p in target.dependencies}:
             if not self._covered(folder):
                 self._watch(folder, recursive=False)
@@ -216,6 +218,25 @@ class _Handler(FileSystemEventHandler):
                 self.on_path(Path(os.fsdecode(raw)).resolve())
 
 
+class FanOut:
+    """Hands each call to several reporters or observers in turn (the console and the live
+    page). Forwarding by name keeps it in step with every Observer callback, and a name that no
+    target defines stays missing, so ``getattr(fan_out, name, None)`` answers as they would."""
+
+    def __init__(self, *targets: object):
+        self.targets = targets
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        methods = [getattr(t, name) for t in self.targets if hasattr(t, name)]
+        if name.startswith("_") or not methods:
+            raise AttributeError(name)
+
+        def call(*args: object, **kwargs: object) -> None:
+            for method in methods:
+                method(*args, **kwargs)
+        return call
+
+
 class ConsoleReport:
     """What `framepack watch` prints: lines on the console (stderr) and, with ``json_lines``,
     one JSON object per event on stdout for tools."""
@@ -232,7 +253,7 @@ class ConsoleReport:
 
     def watching(self, shots: list[Path], folders: list[Path]) -> None:
         names = ", ".join(display_path(p) for p in shots) or "no shot files yet"
-        self.console.print(f"watching {names} (Ctrl-C to stop)", soft_wrap=True)
+        self.console.print(f"watching {names} (Ctrl-C to stop)", soft_wrap=True, markup=False)
         self._emit("watching", shots=[str(p) for p in shots],
                    folders=[str(p) for p in folders])
 
@@ -240,16 +261,19 @@ class ConsoleReport:
         print_diagnostics(diagnostics)
         self._emit("invalid", file=str(path), errors=[str(d) for d in diagnostics])
 
+    def loaded(self, path: Path, shots: list[Shot]) -> None:
+        pass  # the console speaks when each shot starts
+
     def started(self, shot: Shot) -> None:
         self._emit("started", shot=shot.label)
 
     def rendered(self, shot: Shot, result: object) -> None:
-        self.console.print(self.line(result), soft_wrap=True)
+        self.console.print(self.line(result), soft_wrap=True, markup=False)
         self._emit("rendered", **(asdict(result) if is_dataclass(result) else {}))
 
     def cancelled(self, shot: Shot) -> None:
         self.console.print(f"{shot.label}: changed during its render; starting again",
-                           soft_wrap=True)
+                           soft_wrap=True, markup=False)
         self._emit("cancelled", shot=shot.label)
 
     def failed(self, shot: Shot, message: str) -> None:

@@ -76,7 +76,8 @@ def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
             worker = outcome.worker and {**outcome.worker,
                                          "call_seconds": round(outcome.seconds, 3)}
             finished.append((outcome.tag, outcome.result, worker))
-            console.print(line(outcome.result) + worker_label(outcome.worker), soft_wrap=True)
+            console.print(line(outcome.result) + worker_label(outcome.worker), soft_wrap=True,
+                          markup=False)
         cache = farm.store.url
         workers = len(farm.slots)
     if args.json:

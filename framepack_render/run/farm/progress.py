@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from .driver import FarmObserver
 from .worker import Event, Outcome
 
@@ -45,14 +47,14 @@ class FarmProgress(FarmObserver):
 
     def submitted(self, tag: int, shot: "Shot", worker: str) -> None:
         self.shots[tag] = (shot.label, worker)
-        self.tasks[tag] = self.progress.add_task(f"{shot.label} · {worker}", total=None)
+        self.tasks[tag] = self.progress.add_task(f"{escape(shot.label)} · {worker}", total=None)
 
     def event(self, event: Event) -> None:
         tag = event.tag
         if tag not in self.tasks:
             return
         task = self.tasks[tag]
-        label = self.shots[tag][0]
+        label = escape(self.shots[tag][0])
         if event.kind == "shot_started":  # again after a worker restart: start over
             windows, to_sample, _pid = event.args
             self.totals[tag], self.done[tag] = max(to_sample, 1), 0
