@@ -35,6 +35,9 @@ examples:
   framepack watch examples/quickstart
   framepack cache ls
   framepack cache gc shots/ --older-than 30d
+  framepack render examples/matrix/shot.yaml --score
+  framepack report examples/matrix -o report.html
+  framepack watch --serve examples/quickstart
   framepack schema > shot.schema.json
 
 A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
@@ -81,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="ignore cached entries and render everything again")
     render.add_argument("--json", action="store_true",
                         help="print a JSON summary on stdout (progress goes to stderr)")
+    render.add_argument("--score", action="store_true",
+                        help="score each video output once rendered (drift, latency, "
+                             "ghosting: see `framepack score`); --json adds them as \"scores\"")
     _render_options(render)
 
     validate = _verb(verbs, "validate", _validate,
@@ -129,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.set_defaults(force=False)
 
     _cache_verbs(verbs)
+    _evaluate_verbs(verbs)
 
     models = _verb(verbs, "models", _models, "list model profiles and whether their weights "
                                              "are here",
@@ -143,6 +150,31 @@ def _parser() -> argparse.ArgumentParser:
           "Print schemas/shot.schema.json (JSON Schema 2020-12). Point your editor at it with "
           "a first line such as\n  # yaml-language-server: $schema=../schemas/shot.schema.json")
     return parser
+
+
+def _evaluate_verbs(verbs: argparse._SubParsersAction) -> None:
+    from .evaluate import report, score
+
+    scoring = _verb(verbs, "score", score.run, "measure drift, transition latency and ghosting "
+                                               "of rendered videos",
+                    "Score videos in one pass each: the FramePack paper's drift (first 15% of "
+                    "frames against the last 15%) of sharpness, colourfulness, BRISQUE and mean "
+                    "colour; per frame SSIM and colour distance to the first frame and "
+                    "frame-to-frame change; at each prompt change, the frames until the video "
+                    "settles and how much of the previous scene lingers (ghosting), plus CLIP "
+                    "text fidelity when CLIP weights are on this machine. A shot's outputs know "
+                    "their prompt changes from their sidecars; give a bare video --at. Scores are "
+                    "cached by the video's content, so scoring an unchanged batch is instant. "
+                    "Needs framepack-render[evaluate].")
+    score.add_arguments(scoring)
+    page = _verb(verbs, "report", report.run, "one HTML page comparing a batch of renders",
+                 "Write one self-contained HTML page for the shots given (files or folders): a "
+                 "ranking by drift, then per shot its video, a contact sheet (a thumbnail per "
+                 "window, keyframes and edits marked), the plan, the scores and their curves "
+                 "over time with prompt changes marked; for a matrix, a grid along two of its "
+                 "vars (--rows, --cols) with the scores under each cell. Unrendered shots say "
+                 "so. Needs framepack-render[evaluate].")
+    report.add_arguments(page)
 
 
 def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
@@ -393,10 +425,14 @@ def _render(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_INVALID
     check(shot.destination for loaded in results for shot in loaded.shots)
+    if args.score and (hint := _score_missing()) is not None:
+        print(f"error: --score {hint}", file=sys.stderr)
+        return EXIT_INVALID
     if args.farm:  # workers on a Ray cluster render; this process hands out the shots
         from .run.farm import render_on_farm
 
-        return render_on_farm(args, results, _result_line)
+        return render_on_farm(args, results, _result_line,
+                              lambda shots: _score_renders(args, shots))
     from rich.console import Console
 
     from .run.progress import RichObserver
@@ -404,6 +440,7 @@ def _render(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, highlight=False)
     summaries = []
+    rendered: list["Shot"] = []
     started = time.perf_counter()
     status = EXIT_OK
     with RichObserver(console) as observer:
@@ -421,7 +458,11 @@ def _render(args: argparse.Namespace) -> int:
                     status = EXIT_FAILED
                     continue
                 summaries.append(result)
+                rendered.append(shot)
                 console.print(_result_line(result), soft_wrap=True, markup=False)
+    extra = _score_renders(args, rendered, renders.store)
+    if extra.pop("failed", False):
+        status = EXIT_FAILED
     if args.json:
         from dataclasses import asdict
 
@@ -430,10 +471,37 @@ def _render(args: argparse.Namespace) -> int:
                    "windows_cached": sum(s.windows_cached for s in summaries),
                    "outputs": [o for s in summaries for o in s.outputs],
                    "seconds": round(time.perf_counter() - started, 3),
-                   "cache": renders.store.url, "ok": status == EXIT_OK}, sys.stdout,
+                   "cache": renders.store.url, "ok": status == EXIT_OK, **extra}, sys.stdout,
                   indent=2)
         print()
     return status
+
+
+def _score_missing() -> str | None:
+    """Why scores cannot be made here (a package missing), or None."""
+    from .evaluate.score import INSTALL, missing_dependencies
+
+    missing = missing_dependencies()
+    return f"needs {', '.join(missing)}: {INSTALL}" if missing else None
+
+
+def _score_renders(args: argparse.Namespace, shots: list["Shot"],
+                   store: object = None) -> dict[str, object]:
+    """`render --score`: score the video outputs of the shots just rendered; a table on
+    stdout, or with --json the fields ``scores`` (and ``failed``) for the summary."""
+    if not args.score:
+        return {}
+    from .evaluate.score import ScoreError, print_table, score_outputs
+    from .housekeeping import open_cache
+
+    try:
+        videos = score_outputs(shots, store if store is not None else open_cache(args))
+    except ScoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return {"scores": None, "failed": True}
+    if not args.json and videos:
+        print_table(videos)
+    return {"scores": videos}
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -200,6 +200,7 @@ def gc(args: argparse.Namespace) -> int:
 def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
     """Every entry the shots under ``args.paths`` use; None (errors printed) when a shot
     file does not load and --skip-invalid was not given."""
+    from .evaluate.score import referenced_scores
     from .plan import build_plan
     from .plan.entries import referenced
     from .shot import ShotError, load
@@ -223,6 +224,7 @@ def _referenced(args: argparse.Namespace) -> set[tuple[str, str]] | None:
             continue
         for shot in loaded.shots:
             keep |= referenced(build_plan(shot))
+        keep |= referenced_scores(loaded.shots)  # the scores of their current outputs
     if failed and not args.skip_invalid:
         print("nothing removed: a shot file above has errors and its entries cannot be told "
               "apart; fix it, leave it out, or pass --skip-invalid", file=sys.stderr)

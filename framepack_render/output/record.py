@@ -61,7 +61,37 @@ def record(plan: Plan, segment_keys: list[str], fmt: str) -> dict:
         "windows": [w.key for w in plan.windows],
         "segments": segment_keys,
         "fingerprint": fingerprint(plan, segment_keys, fmt),
+        "timeline": timeline(plan),
     }
+
+
+def timeline(plan: Plan) -> dict:
+    """Where sections, windows and keyframes fall in the written video, for `score` and
+    `report`. Frames count the output's frames (after interpolation), ``end`` is exclusive, and
+    with a pingpong loop everything describes the forward half, which plays first."""
+    shot = plan.shot
+    factor = shot.post.interpolate
+    total = plan.total_frames  # before interpolation: k frames become (k - 1) * factor + 1
+
+    def at(frame: int) -> dict[str, int | float]:
+        out = frame * factor if frame < total else (total - 1) * factor + 1
+        return {"frame": out, "seconds": round(frame / shot.fps, 6)}
+
+    firsts: dict[int, int] = {}
+    for node in plan.windows:
+        firsts.setdefault(node.slot.section.index, node.index)
+    starts = [0 if index == 0 else plan.frame_span(plan.windows[window])[0]
+              for index, window in sorted(firsts.items())]
+    sections = [{"name": section.label, "prompt": section.prompt, "start": at(first),
+                 "end": at(after), "keyframe": str(section.image) if section.image else None}
+                for section, first, after in zip(shot.sections, starts, [*starts[1:], total])]
+    windows = [{"index": node.index, "section": node.slot.section.index,
+                "start": at(0 if node.index == 0 else plan.frame_span(node)[0]),
+                "end": at(plan.frame_span(node)[1])} for node in plan.windows]
+    return {"fps": shot.fps * factor, "frames": at(total)["frame"], "loop": shot.post.loop,
+            "sections": sections, "windows": windows,
+            "keyframes": [{"section": index, "image": section["keyframe"], **section["start"]}
+                          for index, section in enumerate(sections) if section["keyframe"]]}
 
 
 def edit_record(node: EditNode) -> dict:

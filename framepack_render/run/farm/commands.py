@@ -42,8 +42,10 @@ def farm_from_args(args: argparse.Namespace) -> Farm:
 
 
 def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
-                   line: Callable[[RenderResult], str]) -> int:
-    """`framepack render --farm`: every shot of every file, in parallel across the workers."""
+                   line: Callable[[RenderResult], str],
+                   after: Callable[[list["Shot"]], dict[str, Any]] | None = None) -> int:
+    """`framepack render --farm`: every shot of every file, in parallel across the workers.
+    ``after`` gets the shots rendered and returns fields for the JSON summary (scores)."""
     from rich.console import Console
 
     from ...shot.errors import print_diagnostics
@@ -58,6 +60,7 @@ def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
     console = Console(stderr=True, highlight=False)
     preview = sys.stderr.isatty() if args.preview is None else args.preview
     finished: list[tuple[int, RenderResult, dict[str, Any] | None]] = []  # tag, result, worker
+    rendered: list["Shot"] = []
     status = EXIT_OK
     with farm, FarmProgress(console) as progress:
         for item in loaded:
@@ -76,10 +79,14 @@ def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
             worker = outcome.worker and {**outcome.worker,
                                          "call_seconds": round(outcome.seconds, 3)}
             finished.append((outcome.tag, outcome.result, worker))
+            rendered.append(shot)
             console.print(line(outcome.result) + worker_label(outcome.worker), soft_wrap=True,
                           markup=False)
         cache = farm.store.url
         workers = len(farm.slots)
+    extra = after(rendered) if after is not None else {}
+    if extra.get("failed"):
+        status = EXIT_FAILED
     if args.json:
         finished.sort(key=lambda item: item[0])  # the order the shots were given
         summaries = [result for _, result, _ in finished]
@@ -90,6 +97,7 @@ def render_on_farm(args: argparse.Namespace, loaded: list["Loaded"],
                    "outputs": [o for s in summaries for o in s.outputs],
                    "seconds": round(time.perf_counter() - started, 3),
                    "cache": cache, "ok": status == EXIT_OK,
+                   **{k: v for k, v in extra.items() if k != "failed"},
                    "farm": {"address": args.farm, "workers": workers,
                             "start_seconds": round(start_seconds, 3)}}, sys.stdout, indent=2)
         print()
