@@ -38,6 +38,7 @@ examples:
   framepack render examples/matrix/shot.yaml --score
   framepack report examples/matrix -o report.html
   framepack watch --serve examples/quickstart
+  framepack import prompts.txt -o shots/
   framepack schema > shot.schema.json
 
 A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
@@ -136,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _cache_verbs(verbs)
     _evaluate_verbs(verbs)
+    _import_verb(verbs)
 
     models = _verb(verbs, "models", _models, "list model profiles and whether their weights "
                                              "are here",
@@ -145,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    "the user config folder's framepack-render/models.yaml) or the Hugging Face "
                    "cache. Nothing is loaded or downloaded.")
     models.add_argument("--json", action="store_true", help="print the table as JSON")
+    from .engines.framepack.scan import add_scan_arguments
+
+    add_scan_arguments(models)
 
     _verb(verbs, "schema", _schema, "print the shot file's JSON Schema",
           "Print schemas/shot.schema.json (JSON Schema 2020-12). Point your editor at it with "
@@ -175,6 +180,15 @@ def _evaluate_verbs(verbs: argparse._SubParsersAction) -> None:
                  "vars (--rows, --cols) with the scores under each cell. Unrendered shots say "
                  "so. Needs framepack-render[evaluate].")
     report.add_arguments(page)
+
+
+def _import_verb(verbs: argparse._SubParsersAction) -> None:
+    from . import importers
+
+    parser = _verb(verbs, "import", importers.run, "turn musubi-tuner, FramePack-Studio and "
+                                                   "FramePack-eichi job files into shot files",
+                   "")
+    importers.add_arguments(parser)  # its own description and examples
 
 
 def _verb(verbs: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
@@ -581,6 +595,13 @@ def _serve(args: argparse.Namespace, console: object, stack: ExitStack) -> objec
 
 
 def _models(args: argparse.Namespace) -> int:
+    if args.write and not args.scan:
+        print("error: --write writes what --scan DIR finds; give --scan DIR", file=sys.stderr)
+        return EXIT_INVALID
+    if args.scan:
+        from .engines.framepack.scan import run_scan
+
+        return run_scan(args)
     from rich.console import Console
     from rich.table import Table
 

@@ -2,8 +2,10 @@
 
 Each component of a profile is looked up, in order, in:
 
-1. the shot's ``model:`` mapping (``ModelSpec.paths``): the component's own key, then
-   ``path/<component>`` (a folder in diffusers' pipeline layout);
+1. the shot's ``model:`` mapping (``ModelSpec.paths``): the component's own key (a folder, or
+   for a weighted component a single ``.safetensors`` file as ComfyUI and musubi-tuner users
+   hold it, see ``single_files``), then ``path/<component>`` (a folder in diffusers' pipeline
+   layout);
 2. the user's models file, YAML mapping a profile name to the same keys: ``$FRAMEPACK_MODELS``,
    else ``models.yaml`` in the platform's user config folder (``~/.config/framepack-render``);
    relative paths there are relative to the file;
@@ -19,7 +21,10 @@ loaded; pickled weights (``.bin``, ``.pt``, ``.ckpt``...) are refused, never unp
 
 Dtypes: the transformer is bfloat16 everywhere (its checkpoint dtype; 26 GB). The text encoders,
 SigLIP and the VAE are float16 on CUDA and float32 elsewhere (CPU half precision is slow and some
-ops lack it). The ``tiny`` profile is float32 throughout.
+ops lack it). The ``tiny`` profile is float32 throughout; it is built in code, except the
+components a shot's ``model:`` mapping names (files or folders of tiny-shaped weights). The
+models file never feeds ``tiny``: cache keys name only the shot's weights, so weights from
+elsewhere would share the built-in model's cache entries.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from ...profiles import PROFILES
 from ...run.events import ModelError
 from ...shot.errors import Mark, suggest
 from ...shot.model import ModelSpec
+from . import single_files
+from .single_files import WEIGHTED
 
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
               "image_encoder", "feature_extractor", "vae")
@@ -50,17 +57,12 @@ TRANSFORMER_REPOS = {
     "framepack-f1": "lllyasviel/FramePack_F1_I2V_HY_20250503",
 }
 MODELS_ENV = "FRAMEPACK_MODELS"
+BUILT_IN = "built in code (tiny random weights)"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
-# The FramePack transformer's config (the diffusers class defaults plus the three FramePack
-# flags), used to build the model for a single-file checkpoint, which carries no config.
-FRAMEPACK_TRANSFORMER_CONFIG: dict[str, Any] = dict(
-    in_channels=16, out_channels=16, num_attention_heads=24, attention_head_dim=128,
-    num_layers=20, num_single_layers=40, num_refiner_layers=2, mlp_ratio=4.0, patch_size=2,
-    patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True, text_embed_dim=4096,
-    pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
-    image_condition_type=None, has_image_proj=True, image_proj_dim=1152, has_clean_x_embedder=True,
-)
+# The released FramePack transformer's config, used to build the model for a single-file
+# checkpoint, which carries no config.
+FRAMEPACK_TRANSFORMER_CONFIG: dict[str, Any] = dict(single_files.FRAMEPACK_TRANSFORMER_CONFIG)
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -265,17 +267,43 @@ def check_folder(folder: Path, kind: str) -> tuple[str, str]:
 
 
 def check_path(path: Path, component: str) -> tuple[str, str]:
-    """A user-given location: a folder, or for the transformer a single .safetensors file."""
+    """A user-given location: a folder, or for a weighted component a single .safetensors file
+    (then the detail of an "ok" says what the file holds)."""
     if path.suffix.lower() in PICKLE_SUFFIXES and not path.is_dir():
         return "pickle", f"{_home_path(path)} is a pickle file"
-    if component == "transformer" and path.suffix.lower() == ".safetensors":
-        if path.is_file():
-            return "ok", ""
-        return "missing", f"{_home_path(path)} does not exist"
+    if component in WEIGHTED and path.suffix.lower() == ".safetensors" and not path.is_dir():
+        if not path.is_file():
+            return "missing", f"{_home_path(path)} does not exist"
+        return check_single_file(path, component)
     if path.is_file():
-        expected = "a folder or a .safetensors file" if component == "transformer" else "a folder"
+        expected = "a folder or a .safetensors file" if component in WEIGHTED else "a folder"
         return "missing", f"{_home_path(path)} is a file; expected {expected}"
     return check_folder(path, KINDS[component])
+
+
+def check_single_file(path: Path, component: str) -> tuple[str, str]:
+    """Does a single file hold ``component``? Reads its header only."""
+    try:
+        _, found = single_files.inspect_file(path)
+    except single_files.NotWeights as exc:
+        return "missing", f"{_home_path(path)} is {exc}" if str(exc).startswith("not ") \
+            else f"{_home_path(path)}: {exc}"
+    if found is None:
+        return "missing", (f"{_home_path(path)} holds no {component} in a layout framepack-render "
+                           f"knows (ComfyUI's, musubi-tuner's or the released names)")
+    if found.component != component:
+        return "missing", f"{_home_path(path)} holds a {found.describe()}, not a {component}"
+    return "ok", f"single file, {found.names()}"
+
+
+def _released_mismatch(path: Path) -> str:
+    """For a single file found where a released profile wants it: how its shapes differ."""
+    try:
+        header, found = single_files.inspect_file(path)
+    except single_files.NotWeights:
+        return ""
+    return single_files.release_mismatch(header, found, FRAMEPACK_TRANSFORMER_CONFIG) \
+        if found is not None else ""
 
 
 def _hub_folder(source: HubSource, kind: str) -> Path | None:
@@ -329,9 +357,63 @@ class Location:
         return self.path is not None and self.error is None
 
 
+def _at(profile: str, component: str, path: Path, origin: str, where: str) -> Location:
+    """The component at a path the user gave (``where`` says where they gave it)."""
+    noun = _noun(component)
+    source = hub_source(profile, component) if profile in TRANSFORMER_REPOS else None
+    download = f"download {source.describe()} ({source.command()})" if source else \
+        f"remove {component}: from the mapping to use tiny's built-in weights"
+    state, detail = check_path(path, component)
+    if state == "ok" and profile in TRANSFORMER_REPOS and path.is_file():
+        mismatch = _released_mismatch(path)
+        if mismatch:
+            state, detail = "missing", (f"{_home_path(path)} does not hold the released "
+                                        f"{component}'s shapes: {mismatch}")
+    if state == "ok":
+        return Location(component, path, f"{origin}; {detail}" if detail else origin)
+    if state == "pickle":
+        return Location(component, None, f"refused: {detail}", UnsafeWeights(
+            f"{profile}: refusing to load {component} {noun}: {detail}; only .safetensors "
+            f"are loaded (pickles can run code): {download} or convert them, and fix {where}"))
+    return Location(component, None, f"missing: {detail}", MissingWeights(
+        f"{profile}: {component} {noun} not found: {detail} (set by {where}); fix that "
+        f"path, or {download}"))
+
+
+def _given(component: str, mapping: dict[str, str]) -> tuple[Path, bool] | None:
+    """Where a mapping (a shot's or a profile's in the models file) puts ``component``:
+    (path, True) for its own key, (path/<component>, False) for a ``path`` folder holding it."""
+    if component in mapping:
+        return Path(mapping[component]), True
+    if "path" in mapping:
+        base = Path(mapping["path"])
+        candidate = base / component
+        if component == "transformer" and not candidate.exists() and _is_transformer(base):
+            candidate = base  # `path` is the transformer's own folder (a repo snapshot)
+        if candidate.exists():
+            return candidate, False
+    return None
+
+
+def tiny_location(component: str, paths: dict[str, str] | None = None,
+                  mark: Mark | None = None) -> Location | None:
+    """Where the shot's ``model:`` mapping puts one of tiny's components, or None when it is
+    built in code. Only the shot's mapping counts: see the module's docstring."""
+    if component not in COMPONENTS:
+        return None
+    given = _given(component, dict(paths or {}))
+    if given is None:
+        return None
+    path, own = given
+    where = (f"{component}: in the shot's model: mapping" if own else
+             "path: in the shot's model: mapping") + (f" at {mark}" if mark else "")
+    return _at("tiny", component, path, "the shot's model: mapping", where)
+
+
 def locate(profile: str, component: str, paths: dict[str, str] | None = None,
            models_file: Path | None = None, mark: Mark | None = None) -> Location:
-    """Find one component of a real profile. Checks file existence only; loads nothing.
+    """Find one component of a real profile. Checks files exist (and reads single files'
+    headers); loads nothing.
 
     ``paths`` is the shot's model mapping, ``mark`` where the shot wrote it (for messages).
     """
@@ -344,36 +426,24 @@ def locate(profile: str, component: str, paths: dict[str, str] | None = None,
     settings = f"set {component}: under {profile}: in {_home_path(models_file)}"
 
     def at(path: Path, origin: str, where: str) -> Location:
-        state, detail = check_path(path, component)
-        if state == "ok":
-            return Location(component, path, origin)
-        if state == "pickle":
-            return Location(component, None, f"refused: {detail}", UnsafeWeights(
-                f"{profile}: refusing to load {component} {noun}: {detail}; only .safetensors "
-                f"are loaded (pickles can run code): download {source.describe()} "
-                f"({source.command()}) or convert them, and fix {where}"))
-        return Location(component, None, f"missing: {detail}", MissingWeights(
-            f"{profile}: {component} {noun} not found: {detail} (set by {where}); fix that "
-            f"path, or download {source.describe()} ({source.command()})"))
+        return _at(profile, component, path, origin, where)
 
     # 1 and 2: the shot, then the models file. A component's own key decides; a `path` folder
     # that lacks the component (or holds an incomplete copy) falls through to the next source.
     file_paths = read_models_file(models_file).get(profile, {})
     for origin, mapping in (("the shot's model: mapping", paths),
                             (_home_path(models_file), file_paths)):
-        if component in mapping:
+        given = _given(component, mapping)
+        if given is None:
+            continue
+        path, own = given
+        if own:
             where = (f"{component}: in the shot's model: mapping" + (f" at {mark}" if mark else "")
                      if mapping is paths else f"{component}: under {profile}: in {origin}")
-            return at(Path(mapping[component]), origin, where)
-        if "path" in mapping:
-            base = Path(mapping["path"])
-            candidate = base / component
-            if component == "transformer" and not candidate.exists() and _is_transformer(base):
-                candidate = base  # `path` is the transformer's own folder (a repo snapshot)
-            if candidate.exists():
-                location = at(candidate, origin, f"path: in {origin}")
-                if location.found or isinstance(location.error, UnsafeWeights):
-                    return location
+            return at(path, origin, where)
+        location = at(path, origin, f"path: in {origin}")
+        if location.found or isinstance(location.error, UnsafeWeights):
+            return location
 
     # 3: the Hugging Face cache.
     kind = KINDS[component]
@@ -400,16 +470,20 @@ def availability(profile: str, paths: dict[str, str] | None = None, *,
                  models_file: Path | None = None) -> list[tuple[str, bool, str]]:
     """(component, available, where found or what is missing) for each component.
 
-    Only checks that files exist; nothing is loaded, so it is fast. For ``tiny`` everything is
-    built in code and always available.
+    Only checks that files exist (and reads single files' headers); nothing is loaded, so it
+    is fast. For ``tiny`` what the shot's mapping does not name is built in code.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown model profile {profile!r}{suggest(profile, PROFILES)}")
-    if profile == "tiny":
-        return [(name, True, "built in code (tiny random weights)") for name in COMPONENTS]
     rows = []
     for name in COMPONENTS:
-        location = locate(profile, name, paths, models_file)  # a broken models file raises
+        if profile == "tiny":
+            location = tiny_location(name, paths)
+            if location is None:
+                rows.append((name, True, BUILT_IN))
+                continue
+        else:
+            location = locate(profile, name, paths, models_file)  # a broken models file raises
         rows.append((name, location.found,
                      _home_path(location.path) + f" ({location.origin})" if location.found
                      else location.origin))
@@ -468,23 +542,48 @@ def _load_meta(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str
 
 def load_transformer_file(path: str | os.PathLike[str], config: dict[str, Any] | None = None,
                           dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu"):
-    """A transformer from a single .safetensors file (e.g. Kijai's), loaded straight to ``device``.
+    """A transformer from a single .safetensors file, loaded straight to ``device``: FramePack's
+    names (Kijai's and lllyasviel's files), ComfyUI's prefixed ones, or musubi-tuner's fp8 files
+    (upcast with their scales).
 
     diffusers' ``from_single_file`` does not support this class, so the model is built from
-    ``config`` (FramePack's by default) on the meta device and the file is loaded with
-    ``load_state_dict(strict=True, assign=True)``; floating tensors are cast to ``dtype`` first.
+    ``config`` (FramePack's by default) with its parameters on the meta device and the file is
+    loaded with ``load_state_dict(strict=True, assign=True)``; floating tensors are cast to
+    ``dtype`` first.
     """
-    from diffusers import HunyuanVideoFramepackTransformer3DModel as Transformer
+    config = config if config is not None else FRAMEPACK_TRANSFORMER_CONFIG
+    return _load_file("transformer", Path(path), single_files.released_model("transformer", config),
+                      dtype, device)
 
-    path = Path(path)
+
+def load_single_file(component: str, path: str | os.PathLike[str], profile: str,
+                     dtype: torch.dtype, device: torch.device | str = "cpu", seed: int = 0):
+    """A weighted component from one .safetensors file, built with its profile's config: the
+    released FramePack's, or for ``tiny`` tiny's (built from ``seed``, then overwritten)."""
+    if profile == "tiny":
+        from .tiny import BUILDERS
+
+        model = BUILDERS[component](seed)
+    elif component == "transformer":
+        return load_transformer_file(path, dtype=dtype, device=device)
+    else:
+        model = single_files.released_model(component)
+    return _load_file(component, Path(path), model, dtype, device)
+
+
+def _load_file(component: str, path: Path, model: torch.nn.Module, dtype: torch.dtype,
+               device: torch.device | str) -> torch.nn.Module:
     _refuse_pickle(path)
     if path.suffix.lower() != ".safetensors":
         raise UnsafeWeights(f"refusing to load {_home_path(path)}: not a .safetensors file")
     if not path.is_file():
-        raise MissingWeights(f"transformer weights not found: {_home_path(path)} does not exist")
-    with torch.device("meta"):
-        model = Transformer(**(config if config is not None else FRAMEPACK_TRANSFORMER_CONFIG))
-    return _load_meta(model, _load_state_dict([path], dtype, device), _home_path(path))
+        raise MissingWeights(f"{component} weights not found: {_home_path(path)} does not exist")
+    try:
+        return single_files.load(component, path, model, dtype, device, what=_home_path(path))
+    except single_files.NotWeights as exc:
+        raise MissingWeights(f"{component} weights unreadable: {_home_path(path)}: {exc}") from None
+    except single_files.WeightsMismatch as exc:
+        raise ModelError(str(exc)) from None
 
 
 def load_transformer_folder(folder: str | os.PathLike[str], dtype: torch.dtype = torch.bfloat16,
@@ -522,13 +621,16 @@ def _encoder_dtype(device: torch.device) -> torch.dtype:
 
 def _load_real(component: str, location: Path, device: torch.device,
                transformer_dtype: torch.dtype = torch.bfloat16,
-               encoder_dtype: torch.dtype | None = None) -> Any:
-    """Load one real component from a local folder (or the transformer's single file)."""
+               encoder_dtype: torch.dtype | None = None, profile: str = "framepack",
+               seed: int = 0) -> Any:
+    """Load one component from a local folder or, for a weighted one, a single file."""
     dtype = encoder_dtype or _encoder_dtype(device)
     common = dict(local_files_only=True)
+    if component in WEIGHTED and location.is_file():
+        return load_single_file(component, location, profile,
+                                transformer_dtype if component == "transformer" else dtype,
+                                device, seed)
     if component == "transformer":
-        if location.is_file():
-            return load_transformer_file(location, dtype=transformer_dtype, device=device)
         return load_transformer_folder(location, dtype=transformer_dtype, device=device)
     if component == "vae":
         from diffusers import AutoencoderKLHunyuanVideo
@@ -673,8 +775,6 @@ class ModelPool:
         """Fail fast: raise the first missing component's ``MissingWeights`` (the transformer
         first) without loading anything, so a render does not spend minutes loading a text
         encoder before finding the transformer absent. Loaded components are not checked."""
-        if self.tiny:
-            return
         for name in COMPONENTS:
             if name in names and name not in self._items:
                 location = self.location(name)
@@ -682,6 +782,9 @@ class ModelPool:
                     raise location.error
 
     def location(self, name: str) -> Location:
+        if self.tiny:
+            found = tiny_location(name, self.model.paths, self.model.mark)
+            return found if found is not None else Location(name, None, BUILT_IN)
         return locate(self.profile, name, self.model.paths, self.models_file, self.model.mark)
 
     def _load(self, name: str) -> Any:
@@ -695,20 +798,23 @@ class ModelPool:
                                             or settings.dtype == "float8") or \
             (name == "text_encoder" and self.offloading)
         device = torch.device("cpu") if staged else self.device
-        if self.tiny:
+        location = self.location(name) if name in COMPONENTS else None
+        built_in = location is None or location.path is None and location.error is None
+        if self.tiny and built_in:
             from .tiny import BUILDERS
 
             item = BUILDERS[name](self.seed)
             item = item.to(device) if isinstance(item, torch.nn.Module) else item
-        elif name == "prompt_template":
+        elif location is None:
             item = real_prompt_template()
         else:
-            location = self.location(name)
             if location.error is not None:
                 raise location.error
             assert location.path is not None
             item = _load_real(name, location.path, device, self.transformer_dtype,
-                              self.encoder_dtype)
+                              self.encoder_dtype, self.profile, self.seed)
+            if self.tiny and name == "vae":
+                item.use_framewise_decoding = False  # decoded as tiny.build_vae's is
         if name == "transformer":
             item = prepare_transformer(item, settings, self.profile, self.device)
         elif name == "vae":
