@@ -30,6 +30,14 @@ def describe_shot(shot: Shot, plan: Plan) -> str:
     return f"{shot.label}: {', '.join(parts)} -> {_outputs_text(shot)}"
 
 
+def _time_span(plan: Plan, node: WindowNode, per: int) -> str:
+    """A window's seconds in the written video (an exact shot's trim shifts and clips them)."""
+    shift, last = plan.trim.start, plan.total_frames
+    low = min(max(node.index * per - shift, 0), last) / plan.shot.fps
+    high = min(max((node.index + 1) * per - shift, 0), last) / plan.shot.fps
+    return f"{low:.2f}-{high:.2f}"
+
+
 def _outputs_text(shot: Shot) -> str:
     shown = (display_path(o.path) if shot.destination is None else shot.locate(o.path)
              for o in shot.outputs)
@@ -75,7 +83,7 @@ def _window_table(plan: Plan, width: int) -> Table:
     for node in plan.windows:
         cells: list[str | Text] = [
             str(node.index + 1),
-            f"{node.index * per / shot.fps:.2f}-{(node.index + 1) * per / shot.fps:.2f}",
+            _time_span(plan, node, per),
         ]
         if wide:
             cells.append(node.slot.section.label)
@@ -156,6 +164,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "sampler": shot.sampler,
         "frames": plan.total_frames,
         "seconds": round(plan.seconds, 6),
+        "rendered_frames": plan.rendered_frames,  # before an exact shot's trim
+        "trim": {"start": plan.trim.start, "end": plan.trim.end},
         "outputs": [{"path": shot.locate(o.path), "format": o.format} for o in shot.outputs],
         "edits": [{
             "name": e.edit.name,

@@ -18,6 +18,8 @@ def pingpong(forward: Iterable[np.ndarray], backward: Iterable[np.ndarray]
     for batch in backward:
         if skip_first:
             batch, skip_first = batch[1:], False
+        if not len(batch):
+            continue
         if pending is not None:
             yield pending
         pending = batch

@@ -34,10 +34,12 @@ def sidecar_path(path: Path, format: str) -> Path:
 
 def fingerprint(plan: Plan, segment_keys: list[str], fmt: str) -> str:
     post = plan.shot.post
+    trim = plan.trim  # only when trimming, so outputs of other shots keep their fingerprint
     return content_key("output", {
         "segments": segment_keys, "format": fmt, "fps": plan.shot.fps,
         "post": [post.color_match, post.loop, post.interpolate, post.crf],
-        "windows": [w.key for w in plan.windows], "version": __version__})
+        "windows": [w.key for w in plan.windows], "version": __version__,
+        **({"trim": [trim.start, trim.end]} if trim else {})})
 
 
 def record(plan: Plan, segment_keys: list[str], fmt: str) -> dict:

@@ -68,11 +68,13 @@ class OutputWriter:
 
     def _frames(self, segments: Segments, reload: Callable[[str], np.ndarray]
                 ) -> Iterator[np.ndarray]:
-        forward = (frames for _, frames in segments)
+        trim, total = self.plan.trim, self.plan.total_frames
+        forward = clip((frames for _, frames in segments), trim.start, total)
         if self.shot.post.loop != "pingpong":
             yield from forward
             return
-        backward = (reload(key)[::-1] for key in reversed(self.segment_keys))
+        backward = clip((reload(key)[::-1] for key in reversed(self.segment_keys)), trim.end,
+                        total)
         yield from pingpong(forward, backward)
 
     def _metadata(self, fmt: str) -> dict[str, str]:
@@ -96,6 +98,19 @@ class OutputWriter:
             if os.path.exists(temporary):
                 os.unlink(temporary)
         return path
+
+
+def clip(chunks: Iterator[np.ndarray], skip: int, keep: int) -> Iterator[np.ndarray]:
+    """Frames [skip, skip + keep) of a stream of chunks of frames (an exact shot's trim);
+    chunks past the end are never read."""
+    seen = 0
+    for chunk in chunks:
+        low, high = max(skip - seen, 0), min(skip + keep - seen, len(chunk))
+        seen += len(chunk)
+        if low < high:
+            yield chunk[low:high]
+        if seen >= skip + keep:
+            return
 
 
 def write_edit_image(node: EditNode, frame: np.ndarray,

@@ -23,7 +23,7 @@ from .keys import (content_key, derive_seed, image_identity, model_identity, sna
                    transformer_identity)
 from .layout import (HISTORY_2X, HISTORY_4X, IndexLayout, forward_layout, inverted_layout,
                      latent_paddings, one_frame_layout)
-from .timeline import Slot, frames_per_window, layout_slots
+from .timeline import Slot, Trim, frames_per_window, layout_slots, trim_of
 
 
 @dataclass
@@ -73,17 +73,32 @@ class Plan:
         return sorted(self.windows, key=lambda w: w.order)
 
     @property
-    def total_frames(self) -> int:
+    def rendered_frames(self) -> int:
+        """Frames the windows make: the start frame and 4W per window."""
         return frames_per_window(self.shot.window) * len(self.windows) + 1
+
+    @property
+    def trim(self) -> Trim:
+        """Frames dropped from either end so an exact shot has the frames it asks for."""
+        return trim_of(self.shot, len(self.windows))[0]
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of the video written (after any trim)."""
+        trim = self.trim
+        return self.rendered_frames - trim.start - trim.end
 
     @property
     def seconds(self) -> float:
         return self.total_frames / self.shot.fps
 
     def frame_span(self, node: WindowNode) -> tuple[int, int]:
-        """The video frames [first, last) this window contributes (frame 0 is the start)."""
+        """The video frames [first, last) this window contributes to the written video
+        (frame 0 is the start image's; a trim shifts and clips them)."""
         per = frames_per_window(self.shot.window)
-        return 1 + per * node.index, 1 + per * (node.index + 1)
+        shift, total = self.trim.start, self.total_frames
+        first, last = 1 + per * node.index - shift, 1 + per * (node.index + 1) - shift
+        return min(max(first, 0), total), min(max(last, 0), total)
 
     @property
     def edit_keys(self) -> dict[str, str]:

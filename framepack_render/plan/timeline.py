@@ -3,6 +3,12 @@
 A window of W latent frames adds 4W video frames (36 at W = 9); the video also holds the start
 frame, so N windows make 4WN + 1 frames. Section lengths round half up to whole windows, at
 least one; blends round the same way, at least one window, at most the section.
+
+Exact lengths (every section given in frames, or ``exact: true``): the shot renders the fewest
+windows that reach its requested end, each section ending at the window boundary nearest its
+own, and the video is trimmed to the frames asked for.
+The trimmed end is the one the sampling order reaches last, where the surplus is: the start
+for inverted sampling, the end for forward and endpoints-first.
 """
 
 from __future__ import annotations
@@ -35,16 +41,76 @@ def round_windows(frames: float, window: int) -> int:
     return max(1, math.floor(frames / frames_per_window(window) + 0.5))
 
 
+@dataclass(frozen=True)
+class Trim:
+    """Video frames dropped from the rendered windows' start and end (exact lengths)."""
+
+    start: int = 0
+    end: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.start or self.end)
+
+
+def exact_counts(shot: Shot) -> list[int] | None:
+    """Windows per section for an exact shot: the last section ends in the first window that
+    reaches the shot's end, the others at the window boundary nearest theirs (at least one
+    window each); None when lengths round."""
+    if not shot.sections or not all(s.exact for s in shot.sections):
+        return None
+    per_window = frames_per_window(shot.window)
+    sections = len(shot.sections)
+    total = max(sections, math.ceil((round(sum(s.frames for s in shot.sections)) - 1)
+                                    / per_window - 1e-9))
+    counts, asked, windows = [], 0.0, 0
+    for number, section in enumerate(shot.sections):
+        asked += section.frames
+        later = sections - number - 1  # each needs a window of its own
+        nearest = math.floor((round(asked) - 1) / per_window + 0.5)
+        reach = total if not later else min(max(windows + 1, nearest), total - later)
+        counts.append(reach - windows)
+        windows = reach
+    return counts
+
+
+def trim_of(shot: Shot, windows: int) -> tuple[Trim, Diagnostic | None]:
+    """How an exact shot's rendered frames are trimmed to the frames asked for, and the note
+    that says so. Sections shorter than a window cannot be exact: then nothing is trimmed."""
+    if not shot.sections or not all(s.exact for s in shot.sections):
+        return Trim(), None
+    per_window = frames_per_window(shot.window)
+    asked = max(1, round(sum(s.frames for s in shot.sections)))
+    rendered = per_window * windows + 1
+    surplus = rendered - asked
+    mark = shot.sections[0].duration_mark
+    if surplus <= 0:
+        return Trim(), None
+    if surplus >= per_window:
+        return Trim(), Diagnostic(mark, f"{asked} frames cannot be exact: every section needs "
+                                        f"at least one window, so {windows} windows make "
+                                        f"{rendered} frames", "note")
+    if shot.sampling == "inverted":
+        trim, which = Trim(start=surplus), (f"the first {surplus}", "inverted sampling "
+                                                                     "reaches the start last")
+    else:
+        trim, which = Trim(end=surplus), (f"the last {surplus}", f"{shot.sampling} sampling "
+                                                                 "reaches the end last")
+    return trim, Diagnostic(mark, f"exact: {windows} window{'s' if windows > 1 else ''} = "
+                                  f"{rendered} frames, trimmed to {asked}: {which[0]} "
+                                  f"dropped ({which[1]})", "note")
+
+
 def layout_slots(shot: Shot) -> tuple[list[Slot], list[Diagnostic]]:
     """Every window in time order, and a note for each rounding."""
     per_window = frames_per_window(shot.window)
     slots: list[Slot] = []
     notes: list[Diagnostic] = []
     previous_prompt: str | None = None
-    for section in shot.sections:
-        count = round_windows(section.frames, shot.window)
+    exact = exact_counts(shot)
+    for number, section in enumerate(shot.sections):
+        count = exact[number] if exact else round_windows(section.frames, shot.window)
         got = count * per_window
-        if abs(got - section.frames) > 1e-6:
+        if not exact and abs(got - section.frames) > 1e-6:
             notes.append(Diagnostic(section.duration_mark,
                                     f"{section.label}: {section.duration_text} "
                                     f"({_frames(section.frames)} frames) rounds to {count} "
@@ -71,6 +137,9 @@ def layout_slots(shot: Shot) -> tuple[list[Slot], list[Diagnostic]]:
                 keyframe=within == 0 and section.image is not None,
             ))
         previous_prompt = section.prompt
+    trim, note = trim_of(shot, len(slots))
+    if note is not None:
+        notes.append(note)
     return slots, notes
 
 

@@ -81,6 +81,7 @@ class Section:
     name: str | None
     prompt: str
     frames: float  # requested video frames (before rounding to windows)
+    exact: bool  # the video is trimmed to the frames asked for (a length in frames, or exact:)
     duration_text: str
     duration_mark: Mark
     image: ImageRef | None  # keyframe

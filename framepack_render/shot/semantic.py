@@ -271,7 +271,7 @@ class _Checker:
                 self.report.error(node.mark, "the first section needs a prompt (or set a "
                                              "top-level prompt)")
                 prompt = ""
-            frames, text, dmark = self._duration(node, fps, index)
+            frames, text, dmark, exact = self._duration(node, fps, index)
             total += frames / fps
             image = self._image_ref(node.get("image")) if node is not doc else None
             if index == 0 and image is not None:
@@ -291,7 +291,7 @@ class _Checker:
                     self.report.warn(blend_mark, "blend has no effect: the prompt does not change")
             sections.append(Section(
                 index=index, mark=node.mark, name=self.value("name", node), prompt=prompt,
-                frames=frames, duration_text=text, duration_mark=dmark, image=image,
+                frames=frames, exact=exact, duration_text=text, duration_mark=dmark, image=image,
                 blend_frames=blend_frames, blend_mark=blend_mark,
                 sampling=self._sampling_settings(node),
             ))
@@ -301,7 +301,9 @@ class _Checker:
                                         f"{MAX_SHOT_SECONDS:.0f} s")
         return sections
 
-    def _duration(self, node: Node, fps: float, index: int) -> tuple[float, str, Mark]:
+    def _duration(self, node: Node, fps: float, index: int) -> tuple[float, str, Mark, bool]:
+        """A section's length in video frames, how it was written, where, and whether it is
+        exact (given in frames, or the shot says exact: true)."""
         own = [k for k in ("duration", "frames") if node.get(k) is not None]
         if len(own) == 2:
             self.report.error(node.key_mark("frames"), "give either duration or frames, not both")
@@ -315,7 +317,7 @@ class _Checker:
             where = "the shot" if node is self.doc else f"section {index + 1}"
             self.report.error(node.mark, f"{where} needs a duration (\"2.4s\", 2.4 or "
                                          "{frames: 72})")
-            return 1.0, "?", node.mark
+            return 1.0, "?", node.mark, False
         child = source.get(key)
         raw = child.plain()
         frames = float(raw) if key == "frames" else _frames_of(raw, fps)
@@ -323,7 +325,8 @@ class _Checker:
         if frames <= 0:
             self.report.error(child.mark, f"{key} must be longer than 0")
             frames = 1.0
-        return frames, text, child.mark
+        exact = key == "frames" or isinstance(raw, dict) or self.value("exact") is True
+        return frames, text, child.mark, exact
 
     def _sampling_settings(self, *nodes: Node | None) -> Sampling:
         teacache = self.setting("teacache", *nodes)

@@ -22,6 +22,8 @@ from .yaml_loader import Node, copy_node, load_yaml, parse_scalar, read_text
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 COMMAND_LINE = "<command line>"
+# `--set frames=N` / `--set duration=2.4s` set a shot's length even where it has no such var.
+LENGTH_KEYS = ("frames", "duration")
 MAX_EXPANSIONS = 1000
 
 
@@ -197,11 +199,17 @@ def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
     matrix = _matrix(doc)
     known = set(declared) | set(matrix) | set(row)
     used = referenced_vars(doc)
+    lengths = {}
     for name, value in sets.items():
-        if name not in known and name not in used:
+        if name in LENGTH_KEYS and name not in known and name not in used:
+            lengths[name] = value
+        elif name not in known and name not in used:
             raise ShotError.at(Mark(display_path(source)),
                                f"--set {name}=...: this shot has no var '{name}'"
-                               f"{suggest(name, known | used)}")
+                               f"{suggest(name, known | used | set(LENGTH_KEYS))}")
+    if lengths:
+        doc = _with_length(doc, source, lengths)
+        sets = {k: v for k, v in sets.items() if k not in lengths}
     # --set wins over a CSV row, which wins over matrix values, which win over vars.
     axes = {k: v for k, v in matrix.items() if k not in sets and k not in row}
     combos = list(itertools.product(*axes.values())) if axes else [()]
@@ -224,6 +232,27 @@ def _expand(doc: Node, source: Path, label: str, sets: dict[str, Node],
             files=files,
         ))
     return expansions
+
+
+def _with_length(doc: Node, source: Path, lengths: dict[str, Node]) -> Node:
+    """The shot with its top-level length replaced by ``--set frames=N`` (or duration=...):
+    the length of a one-section shot, or of every section that gives none."""
+    if len(lengths) > 1:
+        raise ShotError.at(Mark(COMMAND_LINE), "--set frames and --set duration: give one")
+    sections = doc.get("sections")
+    if sections is not None and sections.is_list and sections.value and all(
+            s.is_map and (s.get("frames") is not None or s.get("duration") is not None)
+            for s in sections.value):
+        name = next(iter(lengths))
+        raise ShotError.at(Mark(display_path(source)),
+                           f"--set {name}=...: every section of this shot gives its own length; "
+                           "change them there, or make them vars")
+    value = {k: v for k, v in doc.items() if k not in LENGTH_KEYS}
+    marks = {k: m for k, m in doc.key_marks.items() if k not in LENGTH_KEYS}
+    for name, node in lengths.items():
+        value[name] = node
+        marks[name] = node.mark
+    return Node(value, doc.mark, doc.base, marks)
 
 
 def _check_sections_checked(shots: int, doc: Node, mark: Mark, what: str) -> None:
