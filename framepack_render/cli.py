@@ -606,7 +606,7 @@ def _models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .profiles import PROFILES
-    from .engines.framepack.models import ModelError, availability, default_models_file
+    from .engines.framepack.lookup import ModelError, availability, default_models_file
 
     try:
         report = {name: availability(name) for name in PROFILES}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from framepack_render.engines.framepack import models, tiny
+from framepack_render.engines.framepack import lookup, models, tiny
 from framepack_render.engines.framepack.models import (COMPONENTS, Components, MissingWeights,
                                                        ModelError, ModelPool, ModelsFileError,
                                                        UnsafeWeights, availability,
@@ -378,7 +378,7 @@ def test_single_file_transformer(no_weights: Path, parts: Components,
     assert not any(t.is_meta for t in loaded.state_dict().values())
 
     # Through the pool: the shot's mapping names the file (FramePack's config made tiny here).
-    monkeypatch.setattr(models, "FRAMEPACK_TRANSFORMER_CONFIG", tiny.TRANSFORMER_CONFIG)
+    monkeypatch.setattr(lookup, "FRAMEPACK_TRANSFORMER_CONFIG", tiny.TRANSFORMER_CONFIG)
     pool = ModelPool(ModelSpec("framepack", MARK, {"transformer": str(path)}))
     assert pool.transformer.dtype == torch.bfloat16
     assert torch.equal(pool.transformer.x_embedder.proj.weight,

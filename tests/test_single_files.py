@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from framepack_render.engines.framepack import models, single_files, tiny
+from framepack_render.engines.framepack import lookup, models, single_files, tiny
 from framepack_render.engines.framepack.models import (
     Components,
     MissingWeights,
@@ -307,7 +307,7 @@ def test_released_profile_dispatches_single_files(no_weights: Path, parts: Compo
     """framepack's pool loads a single file with the released config (tiny's here)."""
     monkeypatch.setattr(single_files, "released_model",
                         lambda component, config=None: tiny.BUILDERS[component](0))
-    monkeypatch.setattr(models, "_released_mismatch", lambda path: "")
+    monkeypatch.setattr(lookup, "_released_mismatch", lambda path: "")
     path = save(no_weights / "clip_l.safetensors", clip_l_names(state(parts.text_encoder_2)))
     pool = ModelPool(ModelSpec("framepack", MARK, {"text_encoder_2": str(path)}))
     assert_same_weights(pool.text_encoder_2, state(parts.text_encoder_2))

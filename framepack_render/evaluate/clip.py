@@ -52,7 +52,7 @@ def find_clip(name: str | None = None) -> ClipWeights:
     local = Path(name).expanduser()
     if local.exists() or not REPO_NAME.match(name):
         return _check(name, local, f"{name} (--clip)")
-    from ..engines.framepack.models import HubSource, _hub_folder, hub_cache_dir
+    from ..engines.framepack.lookup import HubSource, _hub_folder, hub_cache_dir
 
     folder = _hub_folder(HubSource(name, None), "transformers")
     if folder is None:
@@ -63,7 +63,7 @@ def find_clip(name: str | None = None) -> ClipWeights:
 
 
 def _check(name: str, folder: Path, where: str) -> ClipWeights:
-    from ..engines.framepack.models import check_folder
+    from ..engines.framepack.lookup import check_folder
 
     if not folder.exists():
         return ClipWeights(name, None, f"no CLIP weights: {folder} does not exist")

@@ -192,7 +192,7 @@ def _read_raw(path: Path) -> tuple[dict[str, dict[str, str]], str]:
     """The models file as written (values unresolved) and its text; checked as it is read."""
     import yaml
 
-    from .models import read_models_file
+    from .lookup import read_models_file
 
     read_models_file(path)  # a broken file stops here, with its own one-line message
     try:
@@ -288,7 +288,7 @@ def run_scan(args: argparse.Namespace) -> int:
     changes: list[str] = []
     models_file = None
     if getattr(args, "write", False):
-        from .models import ModelError, default_models_file
+        from .lookup import ModelError, default_models_file
 
         models_file = default_models_file()
         try:
