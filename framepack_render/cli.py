@@ -532,7 +532,7 @@ def _watch(args: argparse.Namespace) -> int:
         print_diagnostics(error.diagnostics)
         return EXIT_INVALID
     if args.serve:
-        from .run.serve import missing_dependency
+        from .run.live import missing_dependency
 
         if (hint := missing_dependency()) is not None:
             print(f"error: {hint}", file=sys.stderr)
@@ -575,7 +575,7 @@ def _watch(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, console: object, stack: ExitStack) -> object:
     """Start the live page's server (stopped when ``stack`` closes); returns what the watch
     reports to, or None after printing why the address cannot be served."""
-    from .run.serve import Hub, LivePage, LiveServer
+    from .run.live import Hub, LivePage, LiveServer
 
     live = LivePage(Hub(), line=_result_line)
     try:

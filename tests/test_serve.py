@@ -19,7 +19,7 @@ import pytest
 
 from framepack_render.cli import main
 from framepack_render.plan import build_plan
-from framepack_render.run.serve import Hub, LivePage, LiveServer
+from framepack_render.run.live import Hub, LivePage, LiveServer
 from framepack_render.shot import load
 
 from .browser import chromium, inspect, new_page
