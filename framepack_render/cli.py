@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    "the user config folder's framepack-render/models.yaml) or the Hugging Face "
                    "cache. Nothing is loaded or downloaded.")
     models.add_argument("--json", action="store_true", help="print the table as JSON")
+    models.add_argument("--engine", choices=("framepack", "flux-deforum"), default="framepack",
+                        help="list this engine's profiles (framepack; flux-deforum: "
+                             "flux-schnell, flux-dev, tiny-flux)")
     from .engines.framepack.scan import add_scan_arguments
 
     add_scan_arguments(models)
@@ -608,8 +611,13 @@ def _models(args: argparse.Namespace) -> int:
     from .profiles import PROFILES
     from .engines.framepack.lookup import ModelError, availability, default_models_file
 
+    from .engines.flux_deforum.lookup import availability as flux_availability
+
+    if args.engine != "framepack":
+        availability = flux_availability
     try:
-        report = {name: availability(name) for name in PROFILES}
+        report = {name: availability(name) for name, profile in PROFILES.items()
+                  if profile.engine == args.engine}
     except ModelError as error:
         print(error, file=sys.stderr)
         return EXIT_INVALID

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 class Profile:
     name: str
     description: str
-    sampling: str  # the order the checkpoint was trained for
+    sampling: str  # the order the checkpoint was trained for ("" where frames are images)
     revision: str  # bumped whenever the same name would produce different pixels
+    engine: str = "framepack"  # the engine whose shots may name it
+    repository: str | None = None  # another engine's Hugging Face pipeline repository
 
 
 PROFILES: dict[str, Profile] = {
@@ -26,5 +28,12 @@ PROFILES: dict[str, Profile] = {
                 "lllyasviel/FramePack_F1_I2V_HY_20250503"),
         Profile("tiny", "a tiny random-weight FramePack built in code, for tests and dry runs",
                 "inverted", "tiny-3"),
+        Profile("flux-schnell", "FLUX.1-schnell (12B), 4 steps, no guidance", "",
+                "black-forest-labs/FLUX.1-schnell", "flux-deforum",
+                "black-forest-labs/FLUX.1-schnell"),
+        Profile("flux-dev", "FLUX.1-dev (12B), guidance-distilled", "",
+                "black-forest-labs/FLUX.1-dev", "flux-deforum", "black-forest-labs/FLUX.1-dev"),
+        Profile("tiny-flux", "a tiny random-weight FLUX.1 built in code, for tests and dry runs",
+                "", "tiny-flux-1", "flux-deforum"),
     )
 }

@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .output.record import input_record
 from .plan import Plan, WindowNode
+from .plan.window_values import scheduled_json
 from .shot.errors import display_path
 from .shot.model import Control, ImageRef, Shot
 
@@ -19,6 +21,10 @@ PROMPT_SHOWN = 80
 
 def describe_shot(shot: Shot, plan: Plan) -> str:
     """One line: what this shot renders."""
+    if plan.engine != "framepack":
+        from .engines.flux_deforum import report
+
+        return report.describe_shot(shot, plan)  # type: ignore[arg-type]
     sections = len(shot.sections)
     parts = [
         f"{sections} section{'s' if sections != 1 else ''}",
@@ -32,7 +38,7 @@ def describe_shot(shot: Shot, plan: Plan) -> str:
 
 def _time_span(plan: Plan, node: WindowNode, per: int) -> str:
     """A window's seconds in the written video (an exact shot's trim shifts and clips them)."""
-    shift, last = plan.trim.start, plan.total_frames
+    shift, last = plan.trim.start - plan.new_offset, plan.new_offset + plan.new_frames
     low = min(max(node.index * per - shift, 0), last) / plan.shot.fps
     high = min(max((node.index + 1) * per - shift, 0), last) / plan.shot.fps
     return f"{low:.2f}-{high:.2f}"
@@ -46,12 +52,18 @@ def _outputs_text(shot: Shot) -> str:
 
 
 def print_plan(console: Console, plan: Plan) -> None:
+    if plan.engine != "framepack":
+        from .engines.flux_deforum import report
+
+        return report.print_plan(console, plan)  # type: ignore[arg-type]
     shot = plan.shot
     model = shot.model.profile
     console.print(Text(shot.label, style="bold"), Text(
         f"  model {model} · {shot.size[0]}x{shot.size[1]} · {shot.fps:g} fps · window "
         f"{shot.window} · {shot.sampling} · {shot.sampler} · {plan.total_frames} frames "
         f"({plan.seconds:.2f} s)", style="dim"))
+    if shot.input_video is not None:
+        console.print(Text(_extension_text(plan), style="dim"), soft_wrap=True)
     if plan.edits:
         console.print(_edit_table(plan))
     console.print(_window_table(plan, console.width))
@@ -61,6 +73,16 @@ def print_plan(console: Console, plan: Plan) -> None:
     total = len(plan.windows) + len(plan.edits)
     console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> "
                   f"{_outputs_text(shot)}", soft_wrap=True, markup=False)
+
+
+def _extension_text(plan: Plan) -> str:
+    """One line: which video is extended, on which side, and what the output holds."""
+    video = plan.shot.input_video
+    assert video is not None
+    side = "after" if video.extend == "forward" else "before"
+    kept = f"{video.frames} frames of the video + " if video.keep else ""
+    return (f"extends {display_path(video.path)} {video.extend}: {plan.new_frames} new frames "
+            f"{side} it; the output holds {kept}{plan.new_frames} new")
 
 
 def _window_table(plan: Plan, width: int) -> Table:
@@ -151,6 +173,10 @@ def _shift_cell(node: WindowNode) -> str:
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
+    if plan.engine != "framepack":
+        from .engines.flux_deforum import report
+
+        return report.plan_json(plan)  # type: ignore[arg-type]
     shot = plan.shot
     return {
         "shot": shot.label,
@@ -166,6 +192,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "seconds": round(plan.seconds, 6),
         "rendered_frames": plan.rendered_frames,  # before an exact shot's trim
         "trim": {"start": plan.trim.start, "end": plan.trim.end},
+        "new_frames": plan.new_frames,
+        "input_video": input_record(plan),
         "outputs": [{"path": shot.locate(o.path), "format": o.format} for o in shot.outputs],
         "edits": [{
             "name": e.edit.name,
@@ -189,9 +217,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "prefix": str(w.prefix),
             "keyframe": w.slot.keyframe,
             "end_image": w.uses_end_image,
+            "input_video": "input_video" in w.inputs,  # its history reads the video's latents
             "padding": w.padding,
             "layout": w.layout.as_dict(),
             "shift": {"mu": w.shift.mu, "sigma": w.shift.sigma},
+            "schedules": scheduled_json(w.scheduled),  # null when no setting is scheduled
             "seed": w.noise_seed,
             "key": w.key,
             "after": w.after,

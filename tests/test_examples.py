@@ -15,6 +15,7 @@ EXAMPLES = {  # folder: (outputs, edit images)
     "keyframes": (["renders/keyframes.mp4"], []),
     "endpoints-first": (["renders/endpoints-first.mp4"], []),
     "teacache": (["renders/teacache.mp4"], []),
+    "flux-deforum": (["renders/flux-deforum.mp4"], []),
 }
 
 
@@ -36,3 +37,5 @@ def test_example_renders_with_the_tiny_model(name, capsys, tmp_path):
         assert 0 < result["teacache_skipped_share"] < 1
     if name == "endpoints-first":
         assert result["windows_rendered"] == 4
+    if name == "flux-deforum":  # frames are its units of generation
+        assert result["windows_rendered"] == 24

@@ -101,9 +101,17 @@ def collect(paths: Sequence[str], sets: Sequence[str] = (),
     diagnostics = []
     for file in files:
         try:
-            shots += load(file, sets=list(sets), output_root=output_root).shots
+            loaded = load(file, sets=list(sets), output_root=output_root).shots
         except ShotError as error:
             diagnostics += error.diagnostics
+            continue
+        for shot in loaded:
+            if shot.engine == "framepack":
+                shots.append(shot)
+            else:  # the page describes FramePack's windows and sections
+                print(f"{display_path(shot.source)}: warning: {shot.label} is an "
+                      f"engine: {shot.engine} shot; reports do not show those yet",
+                      file=sys.stderr)
     if diagnostics:
         raise ShotError(diagnostics)
     return shots

@@ -1,8 +1,8 @@
 """`framepack import`: shot files from what other FramePack tools leave behind.
 
 Sources: musubi-tuner prompt files (``--from_file``), FramePack-Studio queues (ZIP export or
-queue.json), job metadata JSON and timestamped prompts, and FramePack-eichi section exports
-(ZIP or sections.yaml). The format may be named or left to the file's shape. Every source file
+queue.json), job metadata JSON and timestamped prompts, FramePack-eichi section exports
+(ZIP or sections.yaml), and Deforum settings files and Parseq manifests (flux-deforum shots). The format may be named or left to the file's shape. Every source file
 is read and checked before anything is written; malformed input is one ``FILE:LINE:COL:``
 line per mistake, exit 2, and nothing written. Importing never loads a model.
 """
@@ -30,6 +30,8 @@ FORMATS = {
                 "with --seconds and --image)",
     "eichi": "a FramePack-eichi section export (section_export_*.zip or sections.yaml): one "
              "shot",
+    "deforum": "a Deforum settings file (*_settings.txt, JSON) or a Parseq manifest (JSON): "
+               "one engine: flux-deforum shot",
 }
 DESCRIPTION = """\
 Turn the job files of other FramePack tools into shot files in DIR, one per job, and print
@@ -40,7 +42,11 @@ What cannot carry over (MagCache, a random seed, translated UI labels, unknown o
 a line FILE:LINE: warning: ... and a comment in the shot; a random seed is fixed (derived
 from the source, so importing again gives the same shots).
 
-FORMAT is one of musubi, fpstudio, eichi; leave it out and the file's shape decides."""
+Deforum settings files and Parseq manifests become engine: flux-deforum shots: prompts,
+schedules (strength as 1 - Deforum's), seed, size and length; 3D motion, depth warping,
+ControlNet and the like do not carry over and are warned about.
+
+FORMAT is one of musubi, fpstudio, eichi, deforum; leave it out and the file's shape decides."""
 EPILOG = """\
 examples:
   framepack import musubi prompts.txt -o shots/
@@ -48,6 +54,8 @@ examples:
   framepack import outputs/250101_120000_123_4567.json -o shots/
   framepack import fpstudio timestamps.txt --seconds 6 --image start.png -o shots/
   framepack import section_export_20250501_120000.zip -o shots/ --lora-dir webui/lora
+  framepack import 20240101_settings.txt -o shots/             # Deforum settings
+  framepack import parseq-manifest.json --image start.png -o shots/
   framepack validate shots/*.yaml
 
 Paths inside a source resolve as its tool resolves them (musubi-tuner: the working folder).
@@ -159,6 +167,8 @@ def _reader(fmt: str) -> Callable[[Path, Options], Result]:
         from .musubi import read
     elif fmt == "fpstudio":
         from .fpstudio import read
+    elif fmt == "deforum":
+        from .deforum import read
     else:
         from .eichi import read
     return read
@@ -196,6 +206,7 @@ def _detect_archive(path: Path) -> str:
 
 def _detect_json(path: Path) -> str:
     from ..shot.yaml_loader import read_text
+    from .deforum import is_parseq, is_settings
     from .fpstudio import is_metadata, is_queue
 
     shown = display_path(path)
@@ -204,10 +215,13 @@ def _detect_json(path: Path) -> str:
     except json.JSONDecodeError as exc:
         raise ShotError.at(Mark(shown, exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") \
             from None
+    if is_settings(data) or is_parseq(data):
+        return "deforum"
     if is_queue(data) or is_metadata(data):
         return "fpstudio"
     raise ShotError.at(Mark(shown, 1, 1), "not a JSON file this import knows (an FP-Studio "
-                                          "queue.json or job metadata)")
+                                          "queue.json or job metadata, Deforum settings or a "
+                                          "Parseq manifest)")
 
 
 def _detect_text(path: Path) -> str:
@@ -215,7 +229,10 @@ def _detect_text(path: Path) -> str:
     from .fpstudio import TIMESTAMP
 
     shown = display_path(path)
-    lines = [line.strip() for line in read_text(path, shown, "a prompt file").splitlines()]
+    text = read_text(path, shown, "a prompt file")
+    if text.lstrip().startswith("{"):  # Deforum saves its settings as JSON in a .txt file
+        return _detect_json(path)
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     if any(_OPTION.search(line) for line in lines):
         return "musubi"

@@ -39,7 +39,24 @@ def fingerprint(plan: Plan, segment_keys: list[str], fmt: str) -> str:
         "segments": segment_keys, "format": fmt, "fps": plan.shot.fps,
         "post": [post.color_match, post.loop, post.interpolate, post.crf],
         "windows": [w.key for w in plan.windows], "version": __version__,
-        **({"trim": [trim.start, trim.end]} if trim else {})})
+        **({"trim": [trim.start, trim.end]} if trim else {}),
+        **({"input_video": _input_identity(plan)} if plan.shot.input_video else {})})
+
+
+def _input_identity(plan: Plan) -> dict:
+    """What of the input video the written frames depend on (not its path)."""
+    record = input_record(plan)
+    assert record is not None
+    return {k: v for k, v in record.items() if k != "path"}
+
+
+def input_record(plan: Plan) -> dict | None:
+    """The video an extension continues: its bytes' hash, the side and whether it is kept."""
+    video = plan.shot.input_video
+    if video is None:
+        return None
+    return {"path": str(video.path), "sha256": video.sha256, "frames": video.frames,
+            "extend": video.extend, "keep_input": video.keep}
 
 
 def record(plan: Plan, segment_keys: list[str], fmt: str) -> dict:
@@ -64,6 +81,7 @@ def record(plan: Plan, segment_keys: list[str], fmt: str) -> dict:
         "segments": segment_keys,
         "fingerprint": fingerprint(plan, segment_keys, fmt),
         "timeline": timeline(plan),
+        "input_video": input_record(plan),
     }
 
 
@@ -82,18 +100,23 @@ def timeline(plan: Plan) -> dict:
     firsts: dict[int, int] = {}
     for node in plan.windows:
         firsts.setdefault(node.slot.section.index, node.index)
-    starts = [0 if index == 0 else plan.frame_span(plan.windows[window])[0]
+    starts = [plan.new_offset if index == 0 else plan.frame_span(plan.windows[window])[0]
               for index, window in sorted(firsts.items())]
+    new_end = plan.new_offset + plan.new_frames
     sections = [{"name": section.label, "prompt": section.prompt, "start": at(first),
                  "end": at(after), "keyframe": str(section.image) if section.image else None}
-                for section, first, after in zip(shot.sections, starts, [*starts[1:], total])]
+                for section, first, after in zip(shot.sections, starts, [*starts[1:], new_end])]
     windows = [{"index": node.index, "section": node.slot.section.index,
-                "start": at(0 if node.index == 0 else plan.frame_span(node)[0]),
+                "start": at(plan.new_offset if node.index == 0 else plan.frame_span(node)[0]),
                 "end": at(plan.frame_span(node)[1])} for node in plan.windows]
-    return {"fps": shot.fps * factor, "frames": at(total)["frame"], "loop": shot.post.loop,
-            "sections": sections, "windows": windows,
-            "keyframes": [{"section": index, "image": section["keyframe"], **section["start"]}
-                          for index, section in enumerate(sections) if section["keyframe"]]}
+    found = {"fps": shot.fps * factor, "frames": at(total)["frame"], "loop": shot.post.loop,
+             "sections": sections, "windows": windows,
+             "keyframes": [{"section": index, "image": section["keyframe"], **section["start"]}
+                           for index, section in enumerate(sections) if section["keyframe"]]}
+    if plan.kept_frames:  # where the input video's own frames are
+        first = 0 if plan.new_offset else new_end
+        found["input_video"] = {"start": at(first), "end": at(first + plan.kept_frames)}
+    return found
 
 
 def edit_record(node: EditNode) -> dict:

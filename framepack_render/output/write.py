@@ -19,7 +19,8 @@ from ..plan import EditNode, Plan
 from ..plan.keys import canonical
 from .encode import open_sink, write_image, write_sidecar
 from .post import Processor, pingpong
-from ..shot.model import Destination
+from ..shot.model import Destination, Shot
+from .input_frames import frame_batches
 from .record import edit_record, record, sidecar_path
 from .remote import publish
 
@@ -68,8 +69,9 @@ class OutputWriter:
 
     def _frames(self, segments: Segments, reload: Callable[[str], np.ndarray]
                 ) -> Iterator[np.ndarray]:
-        trim, total = self.plan.trim, self.plan.total_frames
-        forward = clip((frames for _, frames in segments), trim.start, total)
+        trim, total = self.plan.trim, self.plan.new_frames
+        forward = with_input(self.shot, clip((frames for _, frames in segments), trim.start,
+                                             total))
         if self.shot.post.loop != "pingpong":
             yield from forward
             return
@@ -98,6 +100,19 @@ class OutputWriter:
             if os.path.exists(temporary):
                 os.unlink(temporary)
         return path
+
+
+def with_input(shot: Shot, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The new frames after (or before) the input video's, when the output keeps them."""
+    video = shot.input_video
+    if video is None or not video.keep:
+        yield from frames
+        return
+    if video.extend == "backward":
+        yield from frames
+    yield from frame_batches(video.path)
+    if video.extend == "forward":
+        yield from frames
 
 
 def clip(chunks: Iterator[np.ndarray], skip: int, keep: int) -> Iterator[np.ndarray]:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..shot.model import ImageRef, Shot
+from .extension import history_latents, video_identity
 from .graph import Plan
 from .keys import content_key, image_identity, model_identity
 
-KINDS = ("prompt", "image", "edit", "window", "frames")
+KINDS = ("prompt", "image", "video", "edit", "window", "frames", "flux-frame")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ def image_key(shot: Shot, ref: ImageRef, edit_keys: dict[str, str] | None = None
                                  "size": list(shot.size), "draw": image_draw(shot, ref)})
 
 
+def video_key(shot: Shot) -> str | None:
+    """The input video's latents the windows read as history (None when they read none)."""
+    latents = history_latents(shot)
+    if shot.input_video is None or not latents:
+        return None
+    return content_key("video", {"model": model_identity(shot.model), "size": list(shot.size),
+                                 "video": video_identity(shot.input_video, latents)})
+
+
 def window_prompts(plan: Plan) -> list[str]:
     """The prompts the windows are conditioned on, each once, in time order."""
     prompts: dict[str, None] = {}
@@ -135,6 +145,8 @@ def segment_keys(plan: Plan) -> list[str]:
 
 def referenced(plan: Plan) -> set[tuple[str, str]]:
     """Every (kind, key) a render of this plan reads: what `cache gc` keeps."""
+    if plan.engine != "framepack":  # another engine's plan knows its own entries
+        return plan.referenced()
     shot = plan.shot
     model = model_identity(shot.model)
     found = {("window", node.key) for node in plan.windows}
@@ -148,4 +160,6 @@ def referenced(plan: Plan) -> set[tuple[str, str]]:
     found |= {("image", image_key(shot, ref, plan.edit_keys)) for node in plan.edits
               for ref in (node.edit.image, *(c.image for c in node.edit.controls))}
     found |= {("frames", key) for key in segment_keys(plan)}
+    if (key := video_key(shot)) is not None:
+        found.add(("video", key))
     return found

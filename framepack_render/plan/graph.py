@@ -14,16 +14,18 @@ In every order a window continues from the window generated just before it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..shot.errors import Diagnostic
-from ..shot.model import Edit, ImageRef, Sampling, Shot
+from ..shot.model import Edit, Experimental, ImageRef, Sampling, Shot
+from .extension import history_latents, reads_video, video_identity
 from .flowshift import Shift, resolve_shift, window_tokens
 from .keys import (content_key, derive_seed, image_identity, model_identity, snap,
                    transformer_identity)
 from .layout import (HISTORY_2X, HISTORY_4X, IndexLayout, forward_layout, inverted_layout,
                      latent_paddings, one_frame_layout)
 from .timeline import Slot, Trim, frames_per_window, layout_slots, trim_of
+from .window_values import WindowValues, window_values
 
 
 @dataclass
@@ -43,6 +45,8 @@ class WindowNode:
     key: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    experimental: Experimental = field(default_factory=Experimental)  # with its own values
+    scheduled: WindowValues | None = None  # the values of its scheduled settings
 
     @property
     def index(self) -> int:
@@ -63,6 +67,10 @@ class EditNode:
 
 @dataclass
 class Plan:
+    engine: ClassVar[str] = "framepack"  # other engines plan their own shots (build_plan)
+    unit: ClassVar[str] = "window"  # what it generates at a time, for people
+    unit_kind: ClassVar[str] = "window"  # the cache kind of those units
+
     shot: Shot
     windows: list[WindowNode]  # time order
     edits: list[EditNode]  # dependency order
@@ -83,10 +91,28 @@ class Plan:
         return trim_of(self.shot, len(self.windows))[0]
 
     @property
-    def total_frames(self) -> int:
-        """Frames of the video written (after any trim)."""
+    def new_frames(self) -> int:
+        """Frames the windows add to the video written (after any trim)."""
         trim = self.trim
         return self.rendered_frames - trim.start - trim.end
+
+    @property
+    def kept_frames(self) -> int:
+        """The input video's frames the output keeps (an extension with keep_input)."""
+        video = self.shot.input_video
+        return video.frames if video is not None and video.keep else 0
+
+    @property
+    def new_offset(self) -> int:
+        """Where the new frames begin in the video written: after a kept video they extend
+        forward, else at 0."""
+        video = self.shot.input_video
+        return self.kept_frames if video is not None and video.extend == "forward" else 0
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of the video written (after any trim, with any input video kept)."""
+        return self.new_frames + self.kept_frames
 
     @property
     def seconds(self) -> float:
@@ -96,9 +122,10 @@ class Plan:
         """The video frames [first, last) this window contributes to the written video
         (frame 0 is the start image's; a trim shifts and clips them)."""
         per = frames_per_window(self.shot.window)
-        shift, total = self.trim.start, self.total_frames
+        shift, low = self.trim.start - self.new_offset, self.new_offset
+        high = low + self.new_frames
         first, last = 1 + per * node.index - shift, 1 + per * (node.index + 1) - shift
-        return min(max(first, 0), total), min(max(last, 0), total)
+        return min(max(first, low), high), min(max(last, low), high)
 
     @property
     def edit_keys(self) -> dict[str, str]:
@@ -121,6 +148,10 @@ def generation_order(count: int, sampling: str) -> list[int]:
 
 
 def build_plan(shot: Shot) -> Plan:
+    if shot.engine != "framepack":  # another engine's shot: its own planner (no torch)
+        from ..engines.flux_deforum.plan import build_plan as build_flux_plan
+
+        return build_flux_plan(shot)  # type: ignore[arg-type, return-value]
     edits = _edit_nodes(shot)
     edit_keys = {node.edit.name: node.key for node in edits}
     slots, notes = layout_slots(shot)
@@ -129,6 +160,7 @@ def build_plan(shot: Shot) -> Plan:
     model = model_identity(shot.model)
     tokens = window_tokens(*shot.size, shot.window)
     prefixes = _prefixes(shot, slots)
+    scheduled = window_values(shot, slots)  # None: every window uses its section's settings
 
     position_of = {index: position for position, index in enumerate(order)}
     keys: dict[int, str] = {}
@@ -136,7 +168,9 @@ def build_plan(shot: Shot) -> Plan:
     previous_key: str | None = None
     for position, index in enumerate(order):
         slot = slots[index]
-        settings = slot.section.sampling
+        values = scheduled[index] if scheduled is not None else None
+        settings = values.sampling if values is not None else slot.section.sampling
+        experimental = values.experimental if values is not None else shot.experimental
         bridge = False
         if shot.sampling == "forward":
             padding, layout = None, forward_layout(shot.window)
@@ -145,7 +179,7 @@ def build_plan(shot: Shot) -> Plan:
             padding = 0 if slot.keyframe or bridge else paddings[len(slots) - 1 - index]
             layout = inverted_layout(shot.window, padding)
         changes_text = index > 0 and _text(slots[index - 1]) != _text(slot)
-        boost = shot.experimental.transition_mu_boost if changes_text else 0.0
+        boost = experimental.transition_mu_boost if changes_text else 0.0
         node = WindowNode(
             slot=slot, order=position, prefix=prefixes[index],
             uses_end_image=shot.end_image is not None and index == len(slots) - 1,
@@ -154,8 +188,11 @@ def build_plan(shot: Shot) -> Plan:
             derive_seed(settings.seed, "window", index),
             shift=_shift(settings, tokens, boost), sampling=settings, after=previous_key,
             bridge=bridge, filtered=_history_filled(shot, index, len(slots), position_of),
+            experimental=experimental, scheduled=values,
         )
         node.inputs = _window_inputs(shot, node, model, edit_keys)
+        if shot.input_video is not None and reads_video(shot, index, len(slots)):
+            node.inputs["input_video"] = video_identity(shot.input_video, history_latents(shot))
         if bridge:
             node.inputs["prefix_window"] = keys[index - 1]
         node.key = content_key("window", node.inputs)
@@ -167,6 +204,8 @@ def build_plan(shot: Shot) -> Plan:
 
 def mark_cached(plan: Plan, store: Any) -> None:
     """Fill ``cached`` from a cache store (anything with ``has(kind, key)``)."""
+    if plan.engine != "framepack":
+        return plan.mark_cached(store)
     for window in plan.windows:
         window.cached = store.has("window", window.key)
     for edit in plan.edits:
@@ -190,8 +229,8 @@ def _prefixes(shot: Shot, slots: list[Slot]) -> list[ImageRef]:
 def _history_filled(shot: Shot, index: int, count: int, position_of: dict[int, int]) -> bool:
     """Whether a window's history context holds anything but zeros when it is generated: in
     forward order always (the start latent), in inverted orders when a window within the 19
-    history latents after it was generated before it."""
-    if shot.sampling == "forward":
+    history latents after it was generated before it, or an input video's latents are there."""
+    if shot.sampling == "forward" or reads_video(shot, index, count):
         return True
     reach = -(-(1 + HISTORY_2X + HISTORY_4X) // shot.window)  # windows the history spans
     return any(position_of[j] < position_of[index]
@@ -252,7 +291,7 @@ def _window_inputs(shot: Shot, node: WindowNode, model: dict[str, Any],
         assert shot.end_image is not None
         inputs["end_image"] = {"image": image_identity(shot.end_image, edit_keys),
                                "strength": snap(shot.end_image_strength)}
-    exp = shot.experimental
+    exp = node.experimental
     if exp.cfg_schedule_beta is not None:
         inputs["cfg_schedule_beta"] = snap(exp.cfg_schedule_beta)
     if node.filtered:  # context options change only windows whose history holds latents

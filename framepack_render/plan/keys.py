@@ -35,9 +35,12 @@ def derive_seed(seed: int, *parts: object) -> int:
 
 
 def image_identity(ref: ImageRef, edit_keys: dict[str, str]) -> dict[str, str]:
-    """An image is its bytes' hash; an edit's result is the edit's key."""
+    """An image is its bytes' hash; an edit's result is the edit's key; an input video's last
+    frame is the video's hash."""
     if ref.edit is not None:
         return {"edit": edit_keys[ref.edit]}
+    if ref.video is not None:
+        return {"video": ref.video.sha256, "frame": "last"}
     assert ref.info is not None
     return {"sha256": ref.info.sha256}
 

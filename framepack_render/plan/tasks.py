@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ..shot.model import ImageRef
-from .entries import chunks, image_key, prompt_key, segment_keys
+from ..shot.model import ImageRef, InputVideo
+from .entries import chunks, image_key, prompt_key, segment_keys, video_key
+from .extension import reads_video
 from .graph import EditNode, Plan, WindowNode
 from .keys import content_key, model_identity
 
 Entry = tuple[str, str]  # (kind, key) in the cache
-TASK_KINDS = ("prompt", "image", "edit", "window", "frames", "output")
+TASK_KINDS = ("prompt", "image", "video", "edit", "window", "frames", "flux-frame", "output")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Task:
     key: str  # what it writes: the entry (kind, key), or for "output" the outputs' key
     reads: tuple[Entry, ...]  # entries it needs, each written by an earlier task
     label: str  # for people: "window 3", "prompt 'a red ball…'", "segment 2"
-    subject: Union[str, ImageRef, EditNode, WindowNode, int, None] = None  # what it makes
+    subject: Union[str, ImageRef, InputVideo, EditNode, WindowNode, int, None] = None  # made
 
     @property
     def writes(self) -> Entry:
@@ -40,6 +41,8 @@ def outputs_key(plan: Plan) -> str:
 
 def tasks(plan: Plan) -> list[Task]:
     """Every task of a render of ``plan``, each once, inputs before the tasks that read them."""
+    if plan.engine != "framepack":  # another engine's plan lists its own
+        return plan.tasks()
     graph = _Graph(plan)
     for node in plan.edits:
         graph.edit(node)
@@ -75,9 +78,20 @@ class _Graph:
 
     def image(self, ref: ImageRef) -> Entry:
         reads = (self.edit_entries[ref.edit],) if ref.edit is not None else ()
-        name = f"edit {ref.edit}" if ref.edit is not None else ref.info.path.name  # type: ignore
+        if ref.edit is not None:
+            name = f"edit {ref.edit}"
+        elif ref.video is not None:
+            name = f"{ref.video.name} (last frame)"
+        else:
+            name = ref.info.path.name  # type: ignore[union-attr]
         key = image_key(self.shot, ref, self.plan.edit_keys)
         return self.add(Task("image", key, reads, f"image {name}", ref))
+
+    def video(self) -> Entry:
+        """The input video's latents that windows read as history."""
+        video, key = self.shot.input_video, video_key(self.shot)
+        assert video is not None and key is not None
+        return self.add(Task("video", key, (), f"video {video.name}", video))
 
     def edit(self, node: EditNode) -> None:
         edit, settings = node.edit, node.edit.sampling
@@ -101,6 +115,8 @@ class _Graph:
             reads.append(self.image(shot.end_image))
         if shot.sampling == "forward":
             reads.append(self.image(shot.image))
+        if reads_video(shot, node.index, len(self.plan.windows)):
+            reads.append(self.video())
         # The window generated just before it: its key continues from that one, and every
         # window its context reads was generated no later, so this orders it after all of them.
         if node.after is not None:

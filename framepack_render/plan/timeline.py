@@ -8,7 +8,8 @@ Exact lengths (every section given in frames, or ``exact: true``): the shot rend
 windows that reach its requested end, each section ending at the window boundary nearest its
 own, and the video is trimmed to the frames asked for.
 The trimmed end is the one the sampling order reaches last, where the surplus is: the start
-for inverted sampling, the end for forward and endpoints-first.
+for inverted sampling, the end for forward and endpoints-first. An extension of a video counts
+only its new frames and drops the surplus at the end away from the video.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from ..shot.errors import Diagnostic
 from ..shot.model import Section, Shot
+from .extension import lead_frames
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,16 @@ def exact_counts(shot: Shot) -> list[int] | None:
         return None
     per_window = frames_per_window(shot.window)
     sections = len(shot.sections)
-    total = max(sections, math.ceil((round(sum(s.frames for s in shot.sections)) - 1)
+    # Frames counted from the first decoded one: the start frame is new, unless it is the
+    # last frame of the video a forward extension continues.
+    start = 1 - lead_frames(shot)
+    total = max(sections, math.ceil((round(sum(s.frames for s in shot.sections)) - start)
                                     / per_window - 1e-9))
     counts, asked, windows = [], 0.0, 0
     for number, section in enumerate(shot.sections):
         asked += section.frames
         later = sections - number - 1  # each needs a window of its own
-        nearest = math.floor((round(asked) - 1) / per_window + 0.5)
+        nearest = math.floor((round(asked) - start) / per_window + 0.5)
         reach = total if not later else min(max(windows + 1, nearest), total - later)
         counts.append(reach - windows)
         windows = reach
@@ -75,28 +80,40 @@ def exact_counts(shot: Shot) -> list[int] | None:
 
 def trim_of(shot: Shot, windows: int) -> tuple[Trim, Diagnostic | None]:
     """How an exact shot's rendered frames are trimmed to the frames asked for, and the note
-    that says so. Sections shorter than a window cannot be exact: then nothing is trimmed."""
+    that says so. Sections shorter than a window cannot be exact: then nothing is trimmed.
+    An extension's lengths count its new frames, and its surplus is dropped at the end away
+    from the video."""
+    lead = lead_frames(shot)
     if not shot.sections or not all(s.exact for s in shot.sections):
-        return Trim(), None
+        return Trim(start=lead), None
     per_window = frames_per_window(shot.window)
     asked = max(1, round(sum(s.frames for s in shot.sections)))
-    rendered = per_window * windows + 1
+    rendered = per_window * windows + 1 - lead
     surplus = rendered - asked
     mark = shot.sections[0].duration_mark
     if surplus <= 0:
-        return Trim(), None
+        return Trim(start=lead), None
     if surplus >= per_window:
-        return Trim(), Diagnostic(mark, f"{asked} frames cannot be exact: every section needs "
-                                        f"at least one window, so {windows} windows make "
-                                        f"{rendered} frames", "note")
-    if shot.sampling == "inverted":
+        return Trim(start=lead), Diagnostic(mark, f"{asked} frames cannot be exact: every "
+                                                  f"section needs at least one window, so "
+                                                  f"{windows} windows make {rendered} frames",
+                                            "note")
+    video = shot.input_video
+    if video is not None and video.extend == "forward":
+        trim, which = Trim(start=lead, end=surplus), (f"the last {surplus}",
+                                                      "the end away from input_video")
+    elif video is not None:
+        trim, which = Trim(start=surplus), (f"the first {surplus}",
+                                            "the start away from input_video")
+    elif shot.sampling == "inverted":
         trim, which = Trim(start=surplus), (f"the first {surplus}", "inverted sampling "
                                                                      "reaches the start last")
     else:
         trim, which = Trim(end=surplus), (f"the last {surplus}", f"{shot.sampling} sampling "
                                                                  "reaches the end last")
+    new = "new " if video is not None else ""
     return trim, Diagnostic(mark, f"exact: {windows} window{'s' if windows > 1 else ''} = "
-                                  f"{rendered} frames, trimmed to {asked}: {which[0]} "
+                                  f"{rendered} {new}frames, trimmed to {asked}: {which[0]} "
                                   f"dropped ({which[1]})", "note")
 
 

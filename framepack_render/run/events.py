@@ -86,12 +86,14 @@ def up_to_date_result(plan: Plan, store: Any, keys: list[str] | None = None
     """The result of rendering a shot whose outputs are all up to date, else None.
     ``keys``: the plan's segment keys, when the caller has them already."""
     started = time.perf_counter()
-    if not up_to_date(plan, keys if keys is not None else segment_keys(plan)):
+    if keys is None:  # another engine's outputs are made from its own units
+        keys = segment_keys(plan) if plan.engine == "framepack" else plan.output_keys
+    if not up_to_date(plan, keys):
         return None
     shot = plan.shot
     return RenderResult(
         shot=shot.label, outputs=[shot.locate(p) for p in shot.output_paths()],
-        windows_cached=sum(store.has("window", w.key) for w in plan.windows),
+        windows_cached=sum(store.has(plan.unit_kind, w.key) for w in plan.windows),
         edits_cached=sum(store.has("edit", e.key) for e in plan.edits),
         outputs_up_to_date=len(shot.outputs), keys=[w.key for w in plan.windows],
         seconds={"total": time.perf_counter() - started})

@@ -54,6 +54,11 @@ class Session:
 
     def render(self, plan: Plan, *, force: bool = False, observer: Observer | None = None,
                preview: bool = False, cancel: Cancel | None = None) -> RenderResult:
+        if plan.engine != "framepack":  # another engine runs its plan with its own steps
+            from ..engines.flux_deforum.render import render
+
+            return render(self, plan, force=force, observer=observer, preview=preview,
+                          cancel=cancel)
         return LocalExecutor(self.pool(plan.shot.model), self.store, force=force,
                              observer=observer, preview=preview,
                              memo=None if force else self.memo, cancel=cancel).render(plan)

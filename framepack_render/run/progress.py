@@ -34,19 +34,21 @@ class RichObserver(Observer):
         self.plan = plan
         for task in list(self.progress.task_ids):
             self.progress.remove_task(task)
-        self.console.print(f"[bold]{escape(plan.shot.label)}[/]: {len(plan.windows)} windows, "
+        unit = _unit(plan)
+        self.console.print(f"[bold]{escape(plan.shot.label)}[/]: {len(plan.windows)} {unit}s, "
                            f"{to_sample} to sample, {len(plan.windows) - to_sample} cached",
                            soft_wrap=True)
         self.waited = set()
         # Nothing to sample shows as one finished step rather than an empty bar.
-        self.windows = self.progress.add_task("windows", total=max(to_sample, 1),
+        self.windows = self.progress.add_task(f"{unit}s", total=max(to_sample, 1),
                                               completed=0 if to_sample else 1)
         self.steps = None
 
     def window_started(self, node: WindowNode, steps: int) -> None:
         if self.steps is not None:
             self.progress.remove_task(self.steps)
-        self.steps = self.progress.add_task(f"  window {node.index + 1} steps", total=steps)
+        self.steps = self.progress.add_task(f"  {_unit(self.plan)} {node.index + 1} steps",
+                                            total=steps)
 
     def edit_started(self, node: EditNode, steps: int) -> None:
         if self.steps is not None:
@@ -64,12 +66,12 @@ class RichObserver(Observer):
 
     def window_done(self, node: WindowNode, cached: bool, seconds: float) -> None:
         assert self.plan is not None
-        per = 4 * self.plan.shot.window / self.plan.shot.fps
+        per = self.plan.shot.unit_frames / self.plan.shot.fps
         span = f"{node.index * per:.2f}-{(node.index + 1) * per:.2f} s"
         if cached:
             return
-        self.console.print(f"  window {node.index + 1}/{len(self.plan.windows)} ({span}) "
-                           f"sampled in {seconds:.1f} s", soft_wrap=True)
+        self.console.print(f"  {_unit(self.plan)} {node.index + 1}/{len(self.plan.windows)} "
+                           f"({span}) sampled in {seconds:.1f} s", soft_wrap=True)
         if self.windows is not None:
             self.progress.advance(self.windows)
 
@@ -83,6 +85,12 @@ class RichObserver(Observer):
         if key in self.waited:
             return
         self.waited.add(key)
-        names = {w.key: f"window {w.index + 1}" for w in self.plan.windows} if self.plan else {}
+        names = {w.key: f"{_unit(self.plan)} {w.index + 1}" for w in self.plan.windows} \
+            if self.plan else {}
         what = names.get(key, "the outputs" if kind == "output" else f"a {kind} entry")
         self.console.print(f"  waiting for another process making {what}…")
+
+
+def _unit(plan: Plan | None) -> str:
+    """What the plan's engine generates at a time: a window, or a frame."""
+    return plan.unit if plan is not None else "window"

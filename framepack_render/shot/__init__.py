@@ -14,6 +14,7 @@ from ..urls import is_url, redact
 from .errors import Diagnostic, Mark, Report, ShotError, display_path
 from .files import resolve
 from .model import Destination, Shot
+from ..engines.flux_deforum.shot import build_flux_shot, is_flux
 from .semantic import build_shot
 from .templates import expand_csv, expand_shot, parse_sets
 
@@ -63,8 +64,10 @@ def _load(path: Path, sets: list[str], template: str | Path | None,
             report.warn(warning.mark, warning.message)
     shots = []
     for expansion in expansions:
-        shot = build_shot(expansion, report, root,
-                          root_shown=destination.shown if destination else None)
+        # A shot names its engine; each engine checks and types its own keys.
+        build = build_flux_shot if is_flux(expansion.doc) else build_shot
+        shot = build(expansion, report, root,
+                     root_shown=destination.shown if destination else None)
         if shot is not None:
             shots.append(dataclasses.replace(shot, destination=destination))
     report.extend(check_collisions(shots))

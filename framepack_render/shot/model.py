@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from .errors import Mark
+from .schedules import Schedule
 
 VIDEO_FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif", ".mov": "mov",
                  ".safetensors": "safetensors"}
@@ -32,13 +34,36 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class InputVideo:
+    """A video a shot extends (``input_video``), probed at validate time. ``sha256`` is of its
+    bytes (a frames folder: of its PNG files), so only a change of content re-keys windows."""
+
+    path: Path
+    sha256: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    extend: str  # forward: new frames follow the video; backward: they precede it
+    keep: bool  # the output holds the video's frames too
+    mark: Mark
+    text: str  # as written
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
 class ImageRef:
-    """An image field: a checked file, or the result of the edit named ``edit``."""
+    """An image field: a checked file, the result of the edit named ``edit``, or (``video``)
+    the last frame of the video a forward extension continues."""
 
     mark: Mark
     info: ImageInfo | None = None
     edit: str | None = None
     text: str = ""  # as written, for tables and messages
+    video: InputVideo | None = None
 
     def __str__(self) -> str:
         return f"{{edit: {self.edit}}}" if self.edit else self.text
@@ -72,6 +97,9 @@ class Sampling:
     negative_prompt: str
     flow_shift: FlowShift
     teacache: float | None  # threshold, or None when off
+    # Settings written as schedules ("guidance", "flow_shift.mu", ...): the fields above then
+    # hold their value at the first window (edits: at frame 0); each window has its own.
+    schedules: tuple[tuple[str, Schedule], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,8 @@ class Experimental:
 
 @dataclass(frozen=True)
 class Shot:
+    engine: ClassVar[str] = "framepack"  # other engines' shots are their own types
+
     source: Path  # the shot (or CSV) file
     label: str  # "shot.yaml", or "shot.yaml [seed=1]" for a matrix expansion
     vars: dict[str, object]
@@ -217,6 +247,14 @@ class Shot:
     row: Mark | None = None  # the CSV row this shot came from
     files: tuple[Path, ...] = ()  # the shot (or CSV) file and every template it extends
     destination: Destination | None = None  # outputs go to a URL, not beside the shot
+    input_video: InputVideo | None = None  # the video this shot extends
+    # end_image_strength and experimental.* written as schedules, evaluated per window
+    schedules: tuple[tuple[str, Schedule], ...] = ()
+
+    @property
+    def unit_frames(self) -> int:
+        """Video frames each unit of generation (a window) adds."""
+        return 4 * self.window
 
     def locate(self, path: Path) -> str:
         """Where an output really goes, for people and programs: its path, or its URL."""
@@ -238,4 +276,5 @@ class Shot:
         """The files whose change can change this shot's render (what `watch` watches)."""
         return {*self.files, *(ref.info.path.resolve() for ref in self.images()
                                if ref.info is not None),
-                *(lora.path for lora in self.model.settings.loras)}
+                *(lora.path for lora in self.model.settings.loras),
+                *([self.input_video.path] if self.input_video is not None else [])}

@@ -48,6 +48,9 @@ def check_schema(doc: Node, report: Report) -> None:
 
 def _explain(error: Any, doc: Node, report: Report, seen: set[tuple]) -> None:
     path = list(error.absolute_path)
+    if _other_engine(doc) and list(error.relative_schema_path)[:1] in (
+            ["properties"], ["patternProperties"], ["additionalProperties"]):
+        return  # FramePack's top-level keys; the engine's own schema checks this shot
     if error.validator in ("oneOf", "anyOf"):
         inner = _relevant_branch_errors(error)
         if inner:
@@ -66,7 +69,8 @@ def _explain(error: Any, doc: Node, report: Report, seen: set[tuple]) -> None:
 
     if v == "additionalProperties":
         allowed = _allowed_keys(error.schema)
-        extras = [k for k in instance if k not in allowed and not k.startswith("x-")]
+        extras = [k for k in instance if k not in error.schema.get("properties", {})
+                  and not k.startswith("x-")]
         where = f" in {name}" if name != "the shot" else ""
         for extra in extras[:MAX_UNKNOWN_KEYS]:
             report.error(node.key_mark(extra), f"unknown key '{extra}'{where}{suggest(extra, allowed)}")
@@ -88,6 +92,11 @@ def _explain(error: Any, doc: Node, report: Report, seen: set[tuple]) -> None:
                 report.error(node.key_mark(key), f"'{key}' is not a var name: use letters, digits "
                                                  "and '_', not starting with a digit")
         return
+    if v == "not" and "x-engine" in schema and len(path) == 1:
+        report.error(doc.key_mark(path[0]), f"'{path[0]}' is a key of engine: "
+                                            f"{schema['x-engine']}; set engine: "
+                                            f"{schema['x-engine']}, or remove it")
+        return
     report.error(mark, _message(v, error.validator_value, instance, name, schema, path))
 
 
@@ -104,6 +113,9 @@ def _relevant_branch_errors(error: Any) -> list[Any]:
         if any(s.validator == "enum" and len(s.relative_path) == 0
                and not isinstance(s.instance, str) for s in subs):
             continue
+        if any(s.validator == "pattern" and len(s.relative_path) == 0
+               and isinstance(s.schema, dict) and s.schema.get("x-schedule") for s in subs):
+            continue  # text that is no schedule: the setting's other forms say what it takes
         candidates.append(subs)
     if len(candidates) != 1:
         return []
@@ -195,7 +207,15 @@ def _path_name(path: list) -> str:
 
 
 def _allowed_keys(schema: dict) -> list[str]:
-    return sorted(schema.get("properties", {}))
+    """The keys a mapping takes (at the top, without those of other engines)."""
+    return sorted(k for k, v in schema.get("properties", {}).items()
+                  if not (isinstance(v, dict) and "x-engine" in v))
+
+
+def _other_engine(doc: Node) -> bool:
+    """Does the shot name an engine whose keys its own part of the schema checks?"""
+    engine = doc.get("engine")
+    return engine is not None and engine.value == "flux-deforum"
 
 
 def _is_var_name(key: str) -> bool:

@@ -19,10 +19,12 @@ from .files import FileProblem, resolve
 from .images import ImageProblem, probe_image
 from .lora import file_sha256, lora_problem
 from .model import (IMAGE_FORMATS, VIDEO_FORMATS, Control, Edit, Experimental, FlowShift,
-                    ImageInfo, ImageRef, Lora, ModelSettings, ModelSpec, Output, Post,
+                    ImageInfo, ImageRef, InputVideo, Lora, ModelSettings, ModelSpec, Output, Post,
                     RopeScalingSpec, Sampling, Section, Shot)
 from .schema import check_schema
+from .setting_schedules import sampling_schedules, scheduled_number, shot_schedules
 from .templates import Expansion
+from .videos import check_extension, read_input_video, start_image, video_fps, video_size
 from .yaml_loader import Node
 
 DEFAULTS: dict[str, Any] = {
@@ -60,7 +62,12 @@ def build_shot(exp: Expansion, report: Report, output_root: Path | None = None, 
     check_schema(exp.doc, report)
     if len(report.errors) > errors_before:
         return None
-    return _Checker(exp, report, output_root, root_shown).build()
+    shot = _Checker(exp, report, output_root, root_shown).build()
+    if shot is None or len(report.errors) > errors_before:
+        return None
+    from ..plan.window_values import resolve_schedules  # the windows' frames are the plan's
+
+    return resolve_schedules(shot, report)
 
 
 class _Checker:
@@ -104,16 +111,22 @@ class _Checker:
         model = self._model()
         window = self.setting("window")
         sampling = self._sampling(model)
+        video = read_input_video(self.doc, self.report, sampling)
         image = self._image_ref(self.doc.get("image"))
+        if video is not None:
+            image = start_image(video, image, self.doc, self.report, sampling)
         end_image = self._image_ref(self.doc.get("end_image"))
         edits = self._edits(window)
         self._check_edit_graph()
-        size = self._size(image, edits)
-        fps = float(self.setting("fps"))
+        size = self._size(image, edits, video)
+        fps = float(self.setting("fps")) if video is None else \
+            video_fps(video, self.doc.get("fps"), self.report)
         sections = self._sections(fps)
         outputs = self._outputs()
         edits = self._used_edits(edits, image, end_image, sections)
         self._cross_checks(model, sampling, end_image, sections, edits)
+        if video is not None:
+            check_extension(video, self.doc, self.report, end_image)
         if len(self.report.errors) > errors_before or image is None or size is None:
             return None
         return Shot(
@@ -131,13 +144,15 @@ class _Checker:
             seed=int(self.setting("seed")),
             image=image,
             end_image=end_image,
-            end_image_strength=float(self.setting("end_image_strength")),
+            end_image_strength=scheduled_number(self.setting("end_image_strength")),
             sections=tuple(sections),
             edits=tuple(edits),
             post=self._post(),
             experimental=self._experimental(),
             row=self.exp.row,
             files=tuple(dict.fromkeys([resolve(self.exp.source), *self.exp.files])),
+            input_video=video,
+            schedules=shot_schedules(self.doc, fps, self.report),
         )
 
     def _model(self) -> ModelSpec:
@@ -226,10 +241,13 @@ class _Checker:
 
     # ------------------------------------------------------------ size
 
-    def _size(self, image: ImageRef | None, edits: list[Edit]) -> tuple[int, int] | None:
+    def _size(self, image: ImageRef | None, edits: list[Edit],
+              video: InputVideo | None = None) -> tuple[int, int] | None:
         node = self.doc.get("size")
         raw = node.plain() if node is not None else "auto"
         mark = node.mark if node is not None else self.doc.mark
+        if raw == "auto" and video is not None:
+            return video_size(video, None, self.report)
         if raw == "auto":
             info = self._source_info(image, {e.name: e for e in edits})
             if info is None:
@@ -247,7 +265,7 @@ class _Checker:
         if rounded != (width, height):
             self.report.warn(mark, f"size {width}x{height} rounded to {rounded[0]}x{rounded[1]} "
                                    "(sides are multiples of 16)")
-        return rounded
+        return rounded if video is None else video_size(video, rounded, self.report)
 
     # ------------------------------------------------------------ sections
 
@@ -335,15 +353,18 @@ class _Checker:
         elif teacache is False:
             threshold = None
         else:
-            threshold = float(teacache)
+            threshold = scheduled_number(teacache)
         return Sampling(
             seed=int(self.setting("seed", *nodes)),
             steps=int(self.setting("steps", *nodes)),
-            guidance=float(self.setting("guidance", *nodes)),
-            cfg=float(self.setting("cfg", *nodes)),
+            guidance=scheduled_number(self.setting("guidance", *nodes)),
+            cfg=scheduled_number(self.setting("cfg", *nodes)),
             negative_prompt=self.setting("negative_prompt", *nodes),
             flow_shift=self._flow_shift(*nodes),
             teacache=threshold,
+            schedules=sampling_schedules(
+                self.doc, nodes, float(self.setting("fps")), self.report,
+                one_frame=any(n is e for n in nodes for e in self._edit_nodes())),
         )
 
     def _flow_shift(self, *nodes: Node | None) -> FlowShift:
@@ -364,8 +385,8 @@ class _Checker:
         return FlowShift(
             preset=fields.get("preset", "balanced"),
             detail=fields.get("detail", "standard"),
-            mu=None if mu in (None, "auto") else float(mu),
-            sigma=None if fields.get("sigma") is None else float(fields["sigma"]),
+            mu=None if mu in (None, "auto") else scheduled_number(mu),
+            sigma=None if fields.get("sigma") is None else scheduled_number(fields["sigma"]),
             shift=fields.get("shift"),
         )
 
@@ -550,11 +571,13 @@ class _Checker:
         raw = node.plain()
         blur = raw.get("context_blur")
         return Experimental(
-            context_blur=(float(blur["sigma"]), float(blur.get("alpha", 0.0))) if blur else None,
-            context_decay=float(raw.get("context_decay", 0.0)),
-            cfg_schedule_beta=float(raw["cfg_schedule"]["beta"]) if "cfg_schedule" in raw
+            context_blur=(scheduled_number(blur["sigma"]),
+                          scheduled_number(blur.get("alpha", 0.0))) if blur else None,
+            context_decay=scheduled_number(raw.get("context_decay", 0.0)),
+            cfg_schedule_beta=scheduled_number(raw["cfg_schedule"]["beta"])
+            if "cfg_schedule" in raw
             else None,
-            transition_mu_boost=float(raw.get("transition_mu_boost", 0.0)),
+            transition_mu_boost=scheduled_number(raw.get("transition_mu_boost", 0.0)),
         )
 
     def _cross_checks(self, model: ModelSpec, sampling: str, end_image: ImageRef | None,

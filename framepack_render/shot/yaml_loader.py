@@ -26,6 +26,7 @@ from .errors import Mark, ShotError, display_path
 from .files import FileProblem, read_regular, resolve
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+FRAME_KEYED = ("prompts",)  # mappings whose keys may be written as bare frame numbers
 MAX_VALUES = 100_000  # keys, scalars and collections written in the file
 MAX_ALIAS_VALUES = 50_000  # values that aliases add by repeating others
 MAX_DEPTH = 64
@@ -411,7 +412,9 @@ class _Composer:
     def _key(self, parent: _Open, node: Node, written: str) -> None:
         key = node.value
         if not isinstance(key, str):
-            raise ShotError.at(node.mark, f"key {written!r} must be text; quote it")
+            if not self._frame_key(key):
+                raise ShotError.at(node.mark, f"key {written!r} must be text; quote it")
+            key = written if written.isdigit() else str(key)
         if key in parent.node.value:
             first = parent.node.key_marks[key]
             raise ShotError.at(node.mark, f"duplicate key '{key}' (first at line {first.line})")
@@ -436,6 +439,12 @@ class _Composer:
             parent.node.value[parent.key] = node
             parent.node.key_marks[parent.key] = parent.key_mark
             parent.key = None
+
+    def _frame_key(self, key: Any) -> bool:
+        """A whole number keys a frame in a mapping of keyframes (``prompts: {0: ..., 60:
+        ...}``); it is kept as the text it was written as."""
+        holder = self.stack[-2] if len(self.stack) > 1 else None
+        return type(key) is int and holder is not None and holder.key in FRAME_KEYED
 
     @staticmethod
     def _merge_sources(node: Node) -> list[Node]:

@@ -43,6 +43,9 @@ TRANSFORMER_REPOS = {
     "framepack": "lllyasviel/FramePackI2V_HY",
     "framepack-f1": "lllyasviel/FramePack_F1_I2V_HY_20250503",
 }
+# Profiles the models file may set: FramePack's, and other engines' that have weights to find.
+MODELS_FILE_PROFILES = (*TRANSFORMER_REPOS,
+                        *(name for name, p in PROFILES.items() if p.repository is not None))
 MODELS_ENV = "FRAMEPACK_MODELS"
 BUILT_IN = "built in code (tiny random weights)"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -151,14 +154,14 @@ def read_models_file(path: Path) -> dict[str, dict[str, str]]:
         return {}
     if not isinstance(data, dict):
         raise ModelsFileError(f"{_home_path(path)}: expected a mapping of profile names "
-                              f"({', '.join(TRANSFORMER_REPOS)}) to component paths")
+                              f"({', '.join(MODELS_FILE_PROFILES)}) to component paths")
     base = path.parent
     result: dict[str, dict[str, str]] = {}
     for profile, entry in data.items():
         profile = str(profile)
-        if profile not in TRANSFORMER_REPOS:
+        if profile not in MODELS_FILE_PROFILES:
             raise ModelsFileError(f"{_home_path(path)}: unknown profile '{profile}'"
-                                  f"{suggest(profile, TRANSFORMER_REPOS)}")
+                                  f"{suggest(profile, MODELS_FILE_PROFILES)}")
         if entry is None:
             continue
         if not isinstance(entry, dict):

@@ -14,14 +14,17 @@ import numpy as np
 import torch
 
 from ...output.decode import SegmentDecoder, decode_latents, to_uint8
+from ...output.input_frames import first_frames, last_frames
 from ...plan import EditNode, Plan, WindowNode
-from ...plan.entries import Chunk, chunks, image_draw, image_key, prompt_key
+from ...plan.entries import Chunk, chunks, image_draw, image_key, prompt_key, video_key
+from ...plan.extension import encoded_frames, history_latents, reads_video
 from ...plan.keys import model_identity
 from ...plan.tasks import Entry, Task
-from ...shot.model import Control, ImageRef
+from ...shot.model import Control, ImageRef, InputVideo
 from .conditioning import (ImageEmbeds, TextEmbeds, encode_image, encode_text, frame_pixels,
                            image_embeds, load_mask, load_pixels, text_embeds)
 from .forward import RopeScaling
+from .video_latents import encode_frames
 from .window import (HISTORY, CallStats, ContextFilter, WindowJob, forward_context,
                      inverted_context, one_frame_context, sample_window)
 
@@ -67,8 +70,6 @@ class FramePackSteps:
         self.on_step = on_step
         self.calls = calls
         self.model = model_identity(self.shot.model)
-        exp = self.shot.experimental
-        self.context_filter = ContextFilter(exp.context_blur, exp.context_decay)
         rope = self.shot.model.settings.rope_scaling
         self.rope_scaling = None if rope is None else RopeScaling(rope.factor,
                                                                  rope.timestep_threshold)
@@ -101,9 +102,13 @@ class FramePackSteps:
         return load_pixels(source, *self.shot.size)
 
     def _source(self, ref: ImageRef):
-        """An image file's path, or an edit's result as an (H, W, 3) uint8 frame."""
+        """An image file's path, or an edit's result (or an input video's last frame) as an
+        (H, W, 3) uint8 frame."""
         if ref.edit is not None:
             return self.read(("edit", self.plan.edit_keys[ref.edit]))["frame"].numpy()
+        if ref.video is not None:
+            video = ref.video
+            return last_frames(video.path, 1, video.frames, video.fps)[-1]
         assert ref.info is not None
         return ref.info.path
 
@@ -112,6 +117,24 @@ class FramePackSteps:
 
     def image(self, ref: ImageRef) -> ImageEmbeds:
         return image_embeds(self.read(("image", image_key(self.shot, ref, self.plan.edit_keys))))
+
+    # ------------------------------------------------------------ input video
+
+    def _make_video(self, video: InputVideo) -> Tensors:
+        """The video's latents on the side the windows read: its end for a forward
+        extension, its start for a backward one."""
+        count = encoded_frames(history_latents(self.shot))
+        if video.extend == "forward":
+            frames = last_frames(video.path, count, video.frames, video.fps)
+        else:
+            frames = first_frames(video.path, count)
+        side = "end" if video.extend == "forward" else "start"
+        return {"latents": encode_frames(self.pool, frames, side=side)}
+
+    def video_latents(self) -> torch.Tensor:
+        key = video_key(self.shot)
+        assert key is not None
+        return self.read(("video", key))["latents"]
 
     # ------------------------------------------------------------ edits
 
@@ -168,7 +191,7 @@ class FramePackSteps:
             negative=self.text(settings.negative_prompt) if settings.cfg > 1 else None,
             image=prefix, steps=settings.steps, guidance=settings.guidance, cfg=settings.cfg,
             mu=node.shift.mu, sigma=node.shift.sigma, sampler=self.shot.sampler,
-            teacache=settings.teacache, cfg_schedule=self.shot.experimental.cfg_schedule_beta,
+            teacache=settings.teacache, cfg_schedule=node.experimental.cfg_schedule_beta,
             rope_scaling=self.rope_scaling)
         return sample_window(self.pool.transformer, job,
                              on_step=lambda i: self.on_step(node, i), stats=self.calls)
@@ -182,11 +205,13 @@ class FramePackSteps:
 
     def _context(self, node: WindowNode, prefix: torch.Tensor):
         windows = self.plan.windows
+        video = reads_video(self.shot, node.index, len(windows))
         if self.shot.sampling == "forward":
-            before = [self.image(self.shot.image).latent]
+            # A forward extension's first windows continue from the video's last latents.
+            before = [self.video_latents() if video else self.image(self.shot.image).latent]
             before += [self.window_latents(j) for j in range(max(node.index - HISTORY, 0),
                                                                node.index)]
-            return forward_context(prefix, torch.cat(before, dim=2), self.context_filter)
+            return forward_context(prefix, torch.cat(before, dim=2), _context_filter(node))
         after = []
         for j in range(node.index + 1, len(windows)):
             if windows[j].order < node.order:  # generated before this one
@@ -196,11 +221,13 @@ class FramePackSteps:
                                               *prefix.shape[3:]))
             if sum(a.shape[2] for a in after) >= HISTORY:
                 break
+        if video:  # a backward extension's last windows lead into the video's first latents
+            after.append(self.video_latents())
         history = torch.cat(after, dim=2) if after else prefix[:, :, :0]
         post = None
         if node.uses_end_image and self.shot.end_image is not None:
             post = self.image(self.shot.end_image).latent * self.shot.end_image_strength
-        return inverted_context(prefix, history, post, self.context_filter)
+        return inverted_context(prefix, history, post, _context_filter(node))
 
     def window_latents(self, index: int) -> torch.Tensor:
         return self.read(("window", self.plan.windows[index].key))["latents"]
@@ -243,3 +270,9 @@ class FramePackSteps:
         images = [self.image_shape] * self._first_window_draw
         windows = [self.window_shape] * len(self.plan.windows)
         return SequentialNoise(self.shot.seed, images + windows)
+
+
+def _context_filter(node: WindowNode) -> ContextFilter:
+    """The window's own context options (a schedule gives each window its values)."""
+    exp = node.experimental
+    return ContextFilter(exp.context_blur, exp.context_decay)

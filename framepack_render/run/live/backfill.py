@@ -32,9 +32,11 @@ class Backfill:
         source = _frame_source(shot)
         if source is None:
             return
-        step = 4 * shot.window * shot.post.interpolate  # output frames per window
+        step = shot.unit_frames * shot.post.interpolate  # output frames per window
         # A window's last frame; the start frame comes first, then the windows in time order.
-        wanted = {key: (index + 1) * step for key, index in windows}
+        # (An engine without a start frame generates frame by frame: a unit is its frame.)
+        lead = step if shot.engine == "framepack" else 0
+        wanted = {key: index * step + lead for key, index in windows}
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="framepack-live-thumbs",
                                            daemon=True)

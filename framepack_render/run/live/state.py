@@ -80,7 +80,7 @@ def shot_id(shot: "Shot") -> str:
 
 
 def span_text(shot: "Shot", index: int) -> str:
-    per = 4 * shot.window / shot.fps
+    per = shot.unit_frames / shot.fps
     return f"{index * per:.2f}-{(index + 1) * per:.2f} s"
 
 
