@@ -24,7 +24,7 @@ from ..shot.errors import Mark, ShotError, display_path
 from ..shot.expressions import ExpressionError, evaluate, parse_expression
 from ..shot.schedules import KEY_NAMES, Schedule, as_schedule, parse_schedule
 from ..shot.yaml_loader import read_text
-from .draft import Draft, Result, fix_seed, picture_from_file, snap_side
+from .draft import Draft, Result, fix_seed, load_json, picture_from_file, snap_side
 from .options import Options
 from .parseq import MOTION, Rendered, rendered
 from .schedule_text import complement, curve, written
@@ -78,7 +78,7 @@ def is_parseq(data: Any) -> bool:
 def read(path: Path, options: Options) -> Result:
     shown = display_path(path)
     text = read_text(path, shown, "a Deforum settings file or Parseq manifest")
-    data = _load_json(text, shown)
+    data = load_json(text, shown)
     where = _Where(text, shown)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     if is_parseq(data):
@@ -92,16 +92,6 @@ def read(path: Path, options: Options) -> Result:
                                               "schedules...) nor a Parseq manifest "
                                               "(rendered_frames)")
     return Result([draft])
-
-
-def _load_json(text: str, shown: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ShotError.at(Mark(shown, exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") \
-            from None
-    except RecursionError:
-        raise ShotError.at(Mark(shown), "JSON nested too deeply") from None
 
 
 class _Where:
@@ -252,7 +242,7 @@ class _Settings:
             return found
         prompts = self.data.get("prompts", self.data.get("animation_prompts"))
         if isinstance(prompts, str):
-            prompts = _load_json(prompts, self.where.shown) if prompts.strip() else None
+            prompts = load_json(prompts, self.where.shown) if prompts.strip() else None
         mark = self.where.mark("prompts" if "prompts" in self.data else "animation_prompts")
         if not isinstance(prompts, dict) or not prompts:
             raise ShotError.at(mark, "the settings hold no prompts ({\"0\": \"a prompt\", ...})")
@@ -355,7 +345,7 @@ class _Settings:
             self.draft.warn("parseq_manifest is a URL, which the import does not fetch; the "
                             "settings' own schedules are used", mark.line)
             return None
-        manifest = _load_json(value, self.where.shown)
+        manifest = load_json(value, self.where.shown)
         if not is_parseq(manifest):
             raise ShotError.at(mark, "parseq_manifest holds no rendered_frames")
         self.draft.note("Parseq's rendered frames (in the settings' parseq_manifest) give "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -191,6 +192,17 @@ def window_count(seconds: float, window: float) -> int:
 
 
 # ------------------------------------------------------------------ settings
+
+
+def load_json(text: str, shown: str) -> Any:
+    """A source file's JSON; malformed JSON is one line at its line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ShotError.at(Mark(shown, exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") \
+            from None
+    except RecursionError:
+        raise ShotError.at(Mark(shown), "JSON nested too deeply") from None
 
 
 def derived_seed(*parts: object) -> int:

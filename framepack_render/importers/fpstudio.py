@@ -21,8 +21,9 @@ from typing import Any
 from ..shot.errors import Mark, Report, ShotError, display_path
 from ..shot.yaml_loader import read_text
 from .draft import (Caveat, Draft, Picture, Result, Window, check_length, derived_seed,
-                    find_loras, fix_seed, made_picture, model_value, picture_from_bytes,
-                    picture_from_file, sections_from_windows, snap_side, window_count)
+                    find_loras, fix_seed, load_json, made_picture, model_value,
+                    picture_from_bytes, picture_from_file, sections_from_windows, snap_side,
+                    window_count)
 from .options import Options
 from .zips import Archive, open_archive
 
@@ -175,19 +176,9 @@ def _decode(data: bytes, shown: str) -> str:
         raise ShotError.at(Mark(shown), f"not UTF-8 text ({exc.reason})") from None
 
 
-def _load_json(text: str, shown: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ShotError.at(Mark(shown, exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") \
-            from None
-    except RecursionError:
-        raise ShotError.at(Mark(shown), "JSON nested too deeply") from None
-
-
 def _read_json(text: str, shown: str, path: Path, options: Options,
                archive: Archive | None) -> Result:
-    data = _load_json(text, shown)
+    data = load_json(text, shown)
     where = _JsonText(text, shown)
     context = _Context(shown, path, options, archive)
     if is_queue(data):

@@ -20,7 +20,7 @@ from ..framepack import single_files
 from ..framepack.lookup import (BUILT_IN, KINDS, PICKLE_SUFFIXES, HubSource, Location,
                                 MissingWeights, UnsafeWeights, _given, _home_path, _hub_folder,
                                 _noun, check_folder, default_models_file, hub_cache_dir,
-                                read_models_file)
+                                located, read_models_file)
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer",
               "tokenizer_2")
@@ -72,16 +72,8 @@ def locate(profile: str, component: str, paths: dict[str, str] | None = None,
     download = f"download {source.describe()} ({source.command()})"
 
     def at(path: Path, origin: str, where: str) -> Location:
-        state, detail = check_path(path, component)
-        if state == "ok":
-            return Location(component, path, f"{origin}; {detail}" if detail else origin)
-        if state == "pickle":
-            return Location(component, None, f"refused: {detail}", UnsafeWeights(
-                f"{profile}: refusing to load {component} {noun}: {detail}; only .safetensors "
-                f"are loaded (pickles can run code): {download}, and fix {where}"))
-        return Location(component, None, f"missing: {detail}", MissingWeights(
-            f"{profile}: {component} {noun} not found: {detail} (set by {where}); fix that "
-            f"path, or {download}"))
+        return located(profile, component, path, origin, where, *check_path(path, component),
+                       download)
 
     file_paths = read_models_file(models_file).get(profile, {})
     for origin, mapping in (("the shot's model: mapping", paths),

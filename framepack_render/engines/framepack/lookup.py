@@ -331,7 +331,6 @@ class Location:
 
 def _at(profile: str, component: str, path: Path, origin: str, where: str) -> Location:
     """The component at a path the user gave (``where`` says where they gave it)."""
-    noun = _noun(component)
     source = hub_source(profile, component) if profile in TRANSFORMER_REPOS else None
     download = f"download {source.describe()} ({source.command()})" if source else \
         f"remove {component}: from the mapping to use tiny's built-in weights"
@@ -341,6 +340,14 @@ def _at(profile: str, component: str, path: Path, origin: str, where: str) -> Lo
         if mismatch:
             state, detail = "missing", (f"{_home_path(path)} does not hold the released "
                                         f"{component}'s shapes: {mismatch}")
+    return located(profile, component, path, origin, where, state, detail, download)
+
+
+def located(profile: str, component: str, path: Path, origin: str, where: str, state: str,
+            detail: str, download: str) -> Location:
+    """A user-given path's check (``check_path``'s state and detail) as a Location: found,
+    refused (a pickle) or missing, with the one line that says what to do."""
+    noun = _noun(component)
     if state == "ok":
         return Location(component, path, f"{origin}; {detail}" if detail else origin)
     if state == "pickle":
