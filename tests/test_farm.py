@@ -304,3 +304,21 @@ def test_render_farm_local_2_from_the_command_line(folder, tmp_path, local, s3, 
     for shot in load(paths[0]).shots:
         local(shot, threads[shot.label])
     assert {seed: pngs(folder / f"out{seed}") for seed in (51, 52)} == frames
+
+
+def test_farm_progress_names_each_engines_unit(folder):
+    """FLUX shots generate frames, FramePack shots windows: the farm's lines say which."""
+    import io
+
+    from rich.console import Console
+
+    from framepack_render.run.farm.progress import FarmProgress
+
+    out = io.StringIO()
+    shot = load(write(folder, "p.yaml", one_window(61))).shots[0]
+    with FarmProgress(Console(file=out, width=200)) as progress:
+        progress.submitted(1, shot, "worker-1")
+        progress.event(Event(1, "worker-1", "shot_started", (24, 24, 123, "frame")))
+        progress.event(Event(1, "worker-1", "window_done", (0, False, 0.5)))
+    text = out.getvalue()
+    assert "24 frames, 24 to sample" in text and "frame 1 sampled in 0.5 s" in text

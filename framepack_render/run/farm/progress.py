@@ -29,13 +29,14 @@ class FarmProgress(FarmObserver):
 
         self.console = console
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("windows"),
+                                 MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  console=console, transient=True)
         self.tasks: dict[int, Any] = {}
         self.shots: dict[int, tuple[str, str]] = {}  # tag -> (label, worker)
         self.totals: dict[int, int] = {}
         self.steps: dict[int, int] = {}  # tag -> steps of the window being sampled
+        self.units: dict[int, str] = {}  # tag -> what its engine generates at a time
         self.done: dict[int, int] = {}
 
     def __enter__(self) -> "FarmProgress":
@@ -56,10 +57,11 @@ class FarmProgress(FarmObserver):
         task = self.tasks[tag]
         label = escape(self.shots[tag][0])
         if event.kind == "shot_started":  # again after a worker restart: start over
-            windows, to_sample, _pid = event.args
+            windows, to_sample, _pid, unit = event.args
+            self.units[tag] = unit
             self.totals[tag], self.done[tag] = max(to_sample, 1), 0
             self.progress.reset(task, total=self.totals[tag], completed=0 if to_sample else 1)
-            self.console.print(f"[bold]{label}[/] on {event.worker}: {windows} windows, "
+            self.console.print(f"[bold]{label}[/] on {event.worker}: {windows} {unit}s, "
                                f"{to_sample} to sample, {windows - to_sample} cached",
                                soft_wrap=True)
         elif event.kind == "window_started":
@@ -72,7 +74,8 @@ class FarmProgress(FarmObserver):
             self.done[tag] = self.done.get(tag, 0) + 1
             self.steps.pop(tag, None)
             self.progress.update(task, completed=self.done[tag])
-            self.console.print(f"  {label}: window {index + 1} sampled in {seconds:.1f} s "
+            unit = self.units.get(tag, "window")
+            self.console.print(f"  {label}: {unit} {index + 1} sampled in {seconds:.1f} s "
                                f"on {event.worker}", soft_wrap=True)
         elif event.kind == "edit_done" and not event.args[1]:
             self.console.print(f"  {label}: edit {event.args[0]} sampled in "

@@ -157,7 +157,7 @@ class _Forward(Observer):
         ray.get(self.hub.push.remote([]))
 
     def shot_started(self, plan: "Plan", to_sample: int) -> None:
-        self._send("shot_started", len(plan.windows), to_sample, os.getpid())
+        self._send("shot_started", len(plan.windows), to_sample, os.getpid(), plan.unit)
 
     def window_started(self, node: "WindowNode", steps: int) -> None:
         self._send("window_started", node.index, steps)
