@@ -39,6 +39,8 @@ examples:
   framepack report examples/matrix -o report.html
   framepack watch --serve examples/quickstart
   framepack import prompts.txt -o shots/
+  framepack import deforum settings.txt -o shots/
+  framepack render examples/flux-deforum/shot.yaml
   framepack schema > shot.schema.json
 
 A shot file is YAML; its reference is `framepack schema` (JSON Schema, also usable by editors
@@ -67,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framepack",
         description="Declarative, cached, incremental batch rendering for FramePack "
-                    "image-to-video.",
+                    "image-to-video,\nand FLUX.1 Deforum animation (engine: flux-deforum).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"framepack-render {__version__}")
     verbs = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -188,8 +190,9 @@ def _evaluate_verbs(verbs: argparse._SubParsersAction) -> None:
 def _import_verb(verbs: argparse._SubParsersAction) -> None:
     from . import importers
 
-    parser = _verb(verbs, "import", importers.run, "turn musubi-tuner, FramePack-Studio and "
-                                                   "FramePack-eichi job files into shot files",
+    parser = _verb(verbs, "import", importers.run, "turn musubi-tuner, FramePack-Studio, "
+                                                   "FramePack-eichi, Deforum and Parseq files "
+                                                   "into shot files",
                    "")
     importers.add_arguments(parser)  # its own description and examples
 
