@@ -17,6 +17,14 @@ from .shot.model import Control, ImageRef, Shot
 
 KEY_SHOWN = 12
 PROMPT_SHOWN = 80
+# Scheduled settings by short names, for the plan table's narrow column (mu, sigma: flow shift).
+SHORT_NAMES = {
+    "flow_shift.mu": "mu", "flow_shift.sigma": "sigma", "end_image_strength": "end strength",
+    "experimental.context_blur.sigma": "blur sigma",
+    "experimental.context_blur.alpha": "blur alpha",
+    "experimental.context_decay": "context decay", "experimental.cfg_schedule.beta": "cfg beta",
+    "experimental.transition_mu_boost": "mu boost",
+}
 
 
 def describe_shot(shot: Shot, plan: Plan) -> str:
@@ -66,7 +74,7 @@ def print_plan(console: Console, plan: Plan) -> None:
         console.print(Text(_extension_text(plan), style="dim"), soft_wrap=True)
     if plan.edits:
         console.print(_edit_table(plan))
-    console.print(_window_table(plan, console.width))
+    console.print(_window_table(plan, console))
     for note in plan.notes:
         console.print(Text(str(note), style="yellow"), soft_wrap=True)
     todo = sum(not w.cached for w in plan.windows) + sum(not e.cached for e in plan.edits)
@@ -85,8 +93,26 @@ def _extension_text(plan: Plan) -> str:
             f"{side} it; the output holds {kept}{plan.new_frames} new")
 
 
-def _window_table(plan: Plan, width: int) -> Table:
-    """Time order, one row per window. Below 110 columns the section and shift columns go."""
+def _window_table(plan: Plan, console: Console) -> Table:
+    """Time order, one row per window. Below 110 columns the section and shift columns go.
+    Scheduled values that differ between windows get a column where it fits beside the
+    others, else a line under each window's prompt."""
+    names = varying_schedules(plan)
+    table = _windows(plan, console.width, names, column=True)
+    if names and _narrowest(console, table) > console.width:
+        table = _windows(plan, console.width, names, column=False)
+    return table
+
+
+def _narrowest(console: Console, table: Table) -> int:
+    """The fewest columns ``table`` fits in, with every column wrapped as far as it goes;
+    measured unclamped, since a measure at the console's width never says it is too wide."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10_000), table).minimum
+
+
+def _windows(plan: Plan, width: int, scheduled: list[str], *, column: bool) -> Table:
     shot = plan.shot
     per = 4 * shot.window
     wide = width >= 110
@@ -100,6 +126,8 @@ def _window_table(plan: Plan, width: int) -> Table:
     table.add_column("order", justify="right", no_wrap=True)
     if wide:
         table.add_column("shift", justify="right", no_wrap=True)
+    if scheduled and column:
+        table.add_column("scheduled", ratio=1, min_width=12, overflow="fold")
     table.add_column("key", no_wrap=True)
     table.add_column("cached", justify="center", no_wrap=True)
     for node in plan.windows:
@@ -109,13 +137,43 @@ def _window_table(plan: Plan, width: int) -> Table:
         ]
         if wide:
             cells.append(node.slot.section.label)
-        cells += [_prompt_cell(node), _prefix_cell(node, shot), str(node.order + 1)]
+        prompt = _prompt_cell(node)
+        if scheduled and not column:
+            prompt.append("\n" + _scheduled_cell(node, scheduled), style="dim")
+        cells += [prompt, _prefix_cell(node, shot), str(node.order + 1)]
         if wide:
             cells.append(_shift_cell(node))
+        if scheduled and column:
+            cells.append(_scheduled_cell(node, scheduled))
         cells += [node.key[:KEY_SHOWN if wide else 8],
                   Text("yes", style="green") if node.cached else Text("no", style="dim")]
         table.add_row(*cells)
     return table
+
+
+def varying_schedules(plan: Plan) -> list[str]:
+    """The scheduled settings whose values differ between windows, in the shot's order. One
+    that every window samples alike is a single number, and the table leaves it out."""
+    seen: dict[str, set[float]] = {}
+    for node in plan.windows:
+        for name, value in _sampled(node).items():
+            seen.setdefault(name, set()).add(value)
+    return [name for name, values in seen.items() if len(values) > 1]
+
+
+def _sampled(node: WindowNode) -> dict[str, float]:
+    """The scheduled values a window samples with: the end image's strength is read only by
+    the window that holds the end image."""
+    if node.scheduled is None:
+        return {}
+    return {name: value for name, value in node.scheduled.values.items()
+            if name != "end_image_strength" or node.uses_end_image}
+
+
+def _scheduled_cell(node: WindowNode, names: list[str]) -> str:
+    values = _sampled(node)
+    return ", ".join(f"{SHORT_NAMES.get(name, name)} {values[name]:.3g}" for name in names
+                     if name in values)
 
 
 def _edit_table(plan: Plan) -> Table:

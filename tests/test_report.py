@@ -11,7 +11,7 @@ from PIL import Image
 
 from framepack_render.evaluate import report
 from framepack_render.plan import build_plan
-from framepack_render.run.executor import LocalExecutor
+from framepack_render.run.executor import LocalExecutor, Session
 from framepack_render.shot import load
 from framepack_render.store import LocalStore
 
@@ -145,6 +145,58 @@ def test_a_rows_var_that_is_not_in_the_matrix_is_one_line_and_writes_nothing(
     assert err.count("\n") == 1
     assert "--rows sed: not a matrix var" in err and "did you mean 'seed'?" in err
     assert not output.exists() and not list(tmp_path.glob(".report.html.*"))
+
+
+# Six frames with a prompt keyframe at frame 3 and a scheduled guidance.
+FLUX = """\
+engine: flux-deforum
+model: tiny-flux
+image: images/start.png
+output: renders/fox.mp4
+size: 64x64
+frames: 6
+fps: 8
+steps: 4
+seed: 7
+guidance: "0:(3.5), 5:(5)"
+prompts:
+  0: a red fox in the snow
+  3: a blue bird in the sky
+"""
+
+
+@pytest.fixture(scope="module")
+def flux_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The flux-deforum shot above, rendered once, and its report."""
+    folder = tmp_path_factory.mktemp("flux")
+    make_images(folder)
+    shot_file = write(folder, "flux.yaml", FLUX)
+    Session(LocalStore(folder / "cache")).render(build_plan(load(shot_file).shots[0]))
+    output = folder / "pages" / "report.html"
+    assert report.run(report_args(shot_file, "-o", output, "--cache", folder / "cache")) == 0
+    return output
+
+
+def test_a_flux_deforum_shot_is_ranked_scored_and_shown_frame_by_frame(flux_page: Path):
+    with chromium() as browser:
+        tab, log = new_page(browser, width=1280)
+        tab.goto(flux_page.as_uri())
+        check = inspect(tab, log)
+        ranked = tab.locator("#ranking tbody td.num").all_inner_texts()
+        changes = tab.locator("#shot-1 .overview table").nth(1).inner_text()
+        captions = tab.locator("#shot-1 .sheet figcaption").all_inner_texts()
+        guidance = tab.locator("#shot-1 tr", has_text="guidance").last.inner_text()
+    assert check.ok, check.problems()
+    assert check.videos == 1 and check.images == 6  # the player, and a thumbnail per frame
+    html = flux_page.read_text(encoding="utf-8")
+    assert re.findall(r'<video src="([^"]+)"', html) == ["../renders/fox.mp4"]
+    assert ranked and all(re.fullmatch(r"[\d,.]+", value) for value in ranked)
+    assert "a blue bird in the sky" in changes and "0.38 s" in changes  # frame 3 at 8 fps
+    assert [c.split("\n")[0] for c in captions] == [f"frame {f} {f / 8:.2f} s"
+                                                      for f in range(6)]
+    assert "new prompt at frame 3" in captions[3] and "init start.png" in captions[0]
+    assert guidance.split()[-6:] == ["3.5", "3.8", "4.1", "4.4", "4.7", "5"]
+    assert html.count("<svg") == 1  # the shot's curves
 
 
 def test_without_chromium_the_browser_tests_fail_saying_what_to_install(monkeypatch):

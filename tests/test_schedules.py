@@ -327,6 +327,34 @@ def test_a_constant_schedule_keys_like_its_number_and_no_schedule_like_before(
     assert plan_of(shot_dir, '"0:(7.5), 100:(7.5)"')["keys"] == plain["keys"]
 
 
+def test_plan_prints_each_window_s_scheduled_values_in_a_column_that_fits(
+        shot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from framepack_render.report import print_plan
+
+    path = write(shot_dir, "shot.yaml", SHOT.format(guidance='"0:(10), 72:(6)"',
+                                                    sampling="inverted") + "teacache: '0:(0.15)'\n")
+    code, out, err = run(capsys, "plan", "--cache", tmp_path / "cache", path)
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert "scheduled" in out and len(rows) == 4
+    # Frames 1, 37, 73 and 109 sample it; the constant TeaCache is no column of its own.
+    for row, value in zip(rows, ("9.94", "7.94", "6", "6")):
+        assert f" guidance {value} " in row and "teacache" not in row
+    narrow = StringIO()
+    print_plan(Console(file=narrow, width=80), build_plan(load(path).shots[0]))
+    borders = tuple("┏┃┡│└")
+    table = [line for line in narrow.getvalue().splitlines() if line.startswith(borders)]
+    assert max(map(len, table)) <= 80 and table[1].endswith("cached ┃")
+    assert sum("guidance " in line for line in table) == 4
+    write(shot_dir, "shot.yaml", SHOT.format(guidance="10", sampling="inverted"))
+    code, out, err = run(capsys, "plan", "--cache", tmp_path / "cache", path)
+    assert code == 0 and "scheduled" not in out and "guidance" not in out
+
+
 def test_editing_a_keyframe_rekeys_exactly_the_windows_whose_value_changed(
         shot_dir: Path) -> None:
     # Window first frames are 1, 37, 73, 109. Inverted sampling generates window 0 last, so

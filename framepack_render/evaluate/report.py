@@ -1,12 +1,13 @@
 """`framepack report SHOT|DIR... -o report.html`: one self-contained page for a batch of shots.
 
-Per shot: the video playing in place, a contact sheet (a thumbnail per window), the plan, the
-scores and the per-frame curves with the prompt changes marked. Per matrix: a grid along two of
-its vars, scores under each cell. At the top: the shots ranked by drift. Thumbnails and plots
-are inline (JPEG data URIs, matplotlib SVG); videos are linked relative to the page, so the page
-works offline beside the renders. A shot not rendered yet is listed with the command to render
-it. The page is written whole (a temporary file renamed into place); a user error writes
-nothing and exits 2 with one line on stderr.
+Per shot: the video playing in place, a contact sheet (a thumbnail per window; evenly spaced
+frames for a flux-deforum shot), the plan (a flux-deforum shot's prompt keyframes and scheduled
+settings), the scores and the per-frame curves with the prompt changes marked. Per matrix: a
+grid along two of its vars, scores under each cell. At the top: the shots ranked by drift.
+Thumbnails and plots are inline (JPEG data URIs, matplotlib SVG); videos are linked relative to
+the page, so the page works offline beside the renders. A shot not rendered yet is listed with
+the command to render it. The page is written whole (a temporary file renamed into place); a
+user error writes nothing and exits 2 with one line on stderr.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..output.record import sidecar_path
@@ -30,6 +31,10 @@ from ..shot import Shot, ShotError, load
 from ..shot.discover import shot_files
 from ..shot.errors import display_path, print_diagnostics, suggest
 from ..shot.templates import load_with_extends
+
+if TYPE_CHECKING:
+    from ..engines.flux_deforum.plan import FluxPlan
+    from ..engines.flux_deforum.shot import FluxShot
 
 EXIT_OK, EXIT_INVALID = 0, 2
 VIDEO_TAGS = {"mp4": "video", "webm": "video", "mov": "video", "gif": "img", "frames": None}
@@ -94,24 +99,16 @@ def _store(args: argparse.Namespace) -> object:
 
 
 def collect(paths: Sequence[str], sets: Sequence[str] = (),
-            output_root: str | None = None) -> list[Shot]:
+            output_root: str | None = None) -> list[Shot | FluxShot]:
     """Every shot the paths stand for. Raises ShotError with all the errors found."""
     files = shot_files([Path(p) for p in paths])
-    shots: list[Shot] = []
+    shots: list[Shot | FluxShot] = []
     diagnostics = []
     for file in files:
         try:
-            loaded = load(file, sets=list(sets), output_root=output_root).shots
+            shots += load(file, sets=list(sets), output_root=output_root).shots
         except ShotError as error:
             diagnostics += error.diagnostics
-            continue
-        for shot in loaded:
-            if shot.engine == "framepack":
-                shots.append(shot)
-            else:  # the page describes FramePack's windows and sections
-                print(f"{display_path(shot.source)}: warning: {shot.label} is an "
-                      f"engine: {shot.engine} shot; reports do not show those yet",
-                      file=sys.stderr)
     if diagnostics:
         raise ShotError(diagnostics)
     return shots
@@ -237,8 +234,8 @@ class Metric:
 @dataclass
 class ShotView:
     anchor: str
-    shot: Shot
-    plan: Plan
+    shot: Shot | FluxShot
+    plan: Plan | FluxPlan
     status: str  # rendered | stale | missing | unreadable
     note: str = ""
     command: str = ""  # what to run about the note
@@ -327,7 +324,7 @@ class Page:
     notes: list[str]
 
 
-def build_page(shots: Sequence[Shot], layouts: Sequence[Layout], folder: Path, *,
+def build_page(shots: Sequence[Shot | FluxShot], layouts: Sequence[Layout], folder: Path, *,
                store: object | None = None) -> Page:
     """Everything the template shows. ``folder``: where the page goes (media links are
     relative to it)."""
@@ -351,7 +348,7 @@ def _title(sources: list[str]) -> str:
     return sources[0] if len(sources) == 1 else f"{len(sources)} shot files"
 
 
-def shot_view(shot: Shot, index: int, folder: Path, store: object | None) -> ShotView:
+def shot_view(shot: Shot | FluxShot, index: int, folder: Path, store: object | None) -> ShotView:
     plan = build_plan(shot)
     view = ShotView(anchor=f"shot-{index + 1}", shot=shot, plan=plan, status="missing")
     output = _shown_output(shot)
@@ -380,7 +377,8 @@ def shot_view(shot: Shot, index: int, folder: Path, store: object | None) -> Sho
     if view.status != "unreadable":
         # A sidecar with a timeline tells the scorer the prompts and keyframes; older ones
         # do not, and the plan's prompt changes stand in.
-        changes = None if isinstance(recorded.get("timeline"), dict) else prompt_changes(plan)
+        changes = None if isinstance(recorded.get("timeline"), dict) else \
+            _prompt_changes(plan)
         _add_scores(view, path, changes, store)
     return view
 
@@ -416,11 +414,12 @@ def _relative_url(path: Path, folder: Path) -> str:
 
 
 def _add_pictures(view: ShotView, path: Path) -> None:
-    from .sheets import contact_sheet
+    from .sheets import contact_sheet, frame_sheet
     from .video import VideoError
 
     try:
-        view.thumbs = contact_sheet(view.plan, path)
+        view.thumbs = frame_sheet(view.plan, path) if is_flux(view.plan) else \
+            contact_sheet(view.plan, path)
     except VideoError as error:
         view.status = "unreadable"
         view.note = f"{display_path(path)} does not decode ({error}); render it again with"
@@ -472,10 +471,23 @@ def transition_table(view: ShotView) -> tuple[list[str], list[list[str]]]:
     for change in view.transitions:
         frame = change.get("frame")
         seconds = frame / view.fps if isinstance(frame, int) and view.fps else None
-        what = change.get("prompt") or change.get("keyframe") or _section_at(view.plan, seconds)
+        what = change.get("prompt") or change.get("keyframe") or _playing_at(view.plan, seconds)
         rows.append([f"{seconds:.2f} s" if seconds is not None else "", str(what),
                      *(_cell_text(change.get(key)) for key, _ in columns)])
     return ["at", "to"] + [heading for _, heading in columns], rows
+
+
+def is_flux(plan: Plan | FluxPlan) -> bool:
+    """A flux-deforum plan: its units are frames, shown by evenly spaced frames."""
+    return plan.engine != "framepack"
+
+
+def _playing_at(plan: Plan | FluxPlan, seconds: float | None) -> str:
+    if is_flux(plan):
+        from . import flux
+
+        return flux.prompt_at_seconds(plan, seconds)  # type: ignore[arg-type]
+    return _section_at(plan, seconds)  # type: ignore[arg-type]
 
 
 def _section_at(plan: Plan, seconds: float | None) -> str:
@@ -495,6 +507,14 @@ def _cell_text(value: object) -> str:
     return format_value(value)
 
 
+def _prompt_changes(plan: Plan | FluxPlan) -> list[float]:
+    if is_flux(plan):
+        from . import flux
+
+        return flux.prompt_changes(plan)  # type: ignore[arg-type]
+    return prompt_changes(plan)  # type: ignore[arg-type]
+
+
 def prompt_changes(plan: Plan) -> list[float]:
     """Seconds at which a window's prompt differs from the window before it."""
     fps = plan.shot.fps
@@ -503,9 +523,13 @@ def prompt_changes(plan: Plan) -> list[float]:
             if node.slot.prompt != before.slot.prompt]
 
 
-def plot_marks(plan: Plan) -> list[Any]:
+def plot_marks(plan: Plan | FluxPlan) -> list[Any]:
     """The lines drawn across the curves: prompt changes, and keyframes that come without
     one."""
+    if is_flux(plan):
+        from . import flux
+
+        return flux.plot_marks(plan)  # type: ignore[arg-type]
     from .plots import Mark
 
     marks = []
@@ -678,6 +702,7 @@ def render_html(page: Page) -> str:
     from markupsafe import Markup
 
     from .. import __version__
+    from . import flux
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -692,7 +717,8 @@ def render_html(page: Page) -> str:
     return template.render(page=page, version=__version__, plan_rows=plan_rows,
                            window_rows=window_rows, short_label=short_label,
                            transition_table=transition_table,
-                           describe=describe)
+                           describe=describe, is_flux=is_flux, prompt_rows=flux.prompt_rows,
+                           schedule_table=flux.schedule_table)
 
 
 def _metric_title(name: str) -> str:
@@ -710,6 +736,10 @@ def _metric_heading(name: str) -> str:
 
 def describe(view: ShotView) -> list[str]:
     """The shot's settings, one short phrase each."""
+    if is_flux(view.plan):
+        from . import flux
+
+        return flux.describe(view.plan)  # type: ignore[arg-type]
     shot, plan = view.shot, view.plan
     return [f"model {shot.model.profile}", f"{shot.size[0]}×{shot.size[1]}",
             f"{shot.fps:g} fps", f"window {shot.window}", shot.sampling, shot.sampler,

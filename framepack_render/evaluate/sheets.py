@@ -3,8 +3,9 @@
 Each window is shown by its middle frame, between the start frame and the last frame, and
 labelled with its time span and the marks that explain it (a keyframe, an edit's result, the end
 image, a new or blended prompt). Frames are found by time, so an interpolated output (twice the
-frame rate) or a looped one maps onto the plan's windows all the same. Thumbnails are JPEG data
-URIs, so the page needs no files beside it.
+frame rate) or a looped one maps onto the plan's windows all the same. A flux-deforum shot,
+whose units are single frames, is shown at evenly spaced frames instead. Thumbnails are JPEG
+data URIs, so the page needs no files beside it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import base64
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..plan import Plan, WindowNode
 from ..shot.model import ImageRef
 from .video import probe, read_frames
+
+if TYPE_CHECKING:
+    from ..engines.flux_deforum.plan import FluxPlan
 
 THUMB_SIDE = 256  # pixels on the longer side: sharp at the page's ~170 px on a 1.5x screen
 JPEG_QUALITY = 84
@@ -52,6 +57,37 @@ def contact_sheet(plan: Plan, video: Path, *, side: int = THUMB_SIDE) -> list[Th
     thumbs += [_window_thumb(plan, node, image) for node, image in zip(plan.windows, middles)]
     thumbs.append(Thumb("end", f"{plan.seconds:.2f} s", end,
                         plan.windows[-1].slot.prompt if plan.windows else ""))
+    return thumbs
+
+
+def frame_sheet(plan: FluxPlan, video: Path, *, side: int = THUMB_SIDE) -> list[Thumb]:
+    """A flux-deforum shot's frames at even steps through ``video``, each titled with its
+    frame number and time. Its units are frames, too many to show one by one. A thumbnail
+    marks the prompt keyframes since the one before it, and frame 0 its init image. Raises
+    ``video.VideoError`` for a file that does not decode."""
+    from .flux import init_image_name, prompt_keyframes, sheet_frames
+
+    info = probe(video)
+    fps = plan.shot.fps
+    shown = sheet_frames(plan)
+    indices = [min(info.frames - 1, round(f / fps * info.fps)) for f in shown]
+    frames = _pick(video, indices, side)
+    if not frames:
+        return []
+    last = max(frames)
+    keys = prompt_keyframes(plan)
+    init = init_image_name(plan.shot)
+    thumbs: list[Thumb] = []
+    before = -1
+    for frame, index in zip(shown, indices):
+        marks = [("prompt", f"new prompt at frame {k.frame}") for k in keys
+                 if before < k.frame <= frame]
+        if frame == 0 and init is not None:
+            marks.append(("keyframe", f"init {init}"))
+        thumbs.append(Thumb(f"frame {frame}", f"{frame / fps:.2f} s",
+                            _data_uri(frames[min(index, last)]),
+                            plan.shot.prompt_at(frame).prompt, tuple(marks)))
+        before = frame
     return thumbs
 
 
