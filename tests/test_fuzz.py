@@ -465,3 +465,126 @@ def test_any_structure_loads_or_is_one_positioned_error(parser: type, text: str)
         assert re.match(r"^f\.yaml:\d+:\d+: \S", line), line
     finally:
         yaml_loader._PARSER = saved
+
+
+# ================================================================== recent surfaces
+# Schedules, flux-deforum shots, input videos, score, report and the Deforum import: hostile
+# values there are one line (`FILE:LINE:COL: message` or `FILE: message`), exit 2, and
+# nothing written, as for shots.
+
+ANY_DIAGNOSTIC = re.compile(r"^[^\n]+?:(?:\d+:\d+:)? \S")
+FLUX = ("version: 1\nengine: flux-deforum\nmodel: tiny-flux\nimage: images/start.png\n"
+        "output: renders/f.mp4\nsize: 128x128\nframes: 24\n")  # lines 1-7
+DIGITS = "9" * 400
+
+
+@dataclass
+class Surface:
+    id: str
+    build: Callable[[Path], list[str]]  # writes into the project; returns the command line
+    start: str  # how the diagnostic starts
+    words: str  # what it must say
+
+
+def _command(files: dict[str, str | bytes], *argv: str) -> Callable[[Path], list[str]]:
+    def build(project: Path) -> list[str]:
+        for name, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            (project / name).write_bytes(data)
+        return list(argv)
+    return build
+
+
+def _mixed_frames(*argv: str, shot: str = "") -> Callable[[Path], list[str]]:
+    """A PNG frames folder whose second frame is smaller than its first."""
+    def build(project: Path) -> list[str]:
+        from PIL import Image
+
+        (project / "frames").mkdir()
+        Image.new("RGB", (256, 256)).save(project / "frames" / "000000.png")
+        Image.new("RGB", (128, 64)).save(project / "frames" / "000001.png")
+        if shot:
+            (project / "shot.yaml").write_text(shot)
+        return list(argv)
+    return build
+
+
+def _flux_prompts(prompts: str) -> Callable[[Path], list[str]]:
+    return _command({"shot.yaml": FLUX + "prompts: {0: a ball, " + prompts + ": b}\n"},
+                    "plan", SHOT)
+
+
+EXTEND = ("version: 1\nmodel: tiny\noutput: renders/o.mp4\nsize: auto\nprompt: a cat\n"
+          "duration: 1s\nsampling: forward\ninput_video: frames\n")  # input_video on line 8
+SURFACES = [
+    Surface("schedule-key-of-400-digits",
+            _command({"shot.yaml": ONE + f'guidance: "{DIGITS}:(1)"\n'}, "plan", SHOT),
+            f"{SHOT}:8:12: ", "guidance schedule: frame 99999999999999999... is too large"),
+    Surface("schedule-seconds-key-of-400-digits",
+            _command({"shot.yaml": FLUX + f'prompts: {{0: a}}\nzoom: "{DIGITS}s:(1)"\n'},
+                     "plan", SHOT),
+            f"{SHOT}:9:8: ", "zoom schedule: frame 99999999999999999... is too large"),
+    Surface("schedule-arabic-indic-digits",
+            _command({"shot.yaml": ONE + 'guidance: "0:(\u0661\u0662)"\n'}, "plan", SHOT),
+            f"{SHOT}:8:15: ", "unexpected character '\u0661'"),
+    Surface("flux-prompt-key-of-400-digits", _flux_prompts(DIGITS),
+            f"{SHOT}:8:22: ", "prompt key '999999999999999999999...' is past any video"),
+    Surface("flux-prompt-key-of-400-digit-seconds", _flux_prompts(DIGITS + "s"),
+            f"{SHOT}:8:22: ", "is past any video"),
+    Surface("flux-prompt-key-arabic-indic-digit", _flux_prompts("'\u0661'"),
+            f"{SHOT}:8:22: ", "prompt key '\u0661' is not a frame or a time"),
+    Surface("input-video-frames-of-two-sizes-render",
+            _mixed_frames("render", SHOT, shot=EXTEND),
+            f"{SHOT}:8:14: ", "frame 000001.png is 128x64, but the first is 256x256"),
+    Surface("score-frames-of-two-sizes", _mixed_frames("score", "project/frames"),
+            "project/frames: ", "frame 000001.png is 128x64, but the first is 256x256"),
+    Surface("score-at-infinity", _mixed_frames("score", "project/frames", "--at", "1e999s"),
+            "--at: ", "'1e999s' is not a finite time"),
+    Surface("report-folder-without-shots", _command({"notes.txt": "x"}, "report", "project",
+                                                    "-o", "r.html"),
+            "project:1:1: ", "no shot files here"),
+    Surface("import-deforum-integer-of-100k-digits",
+            _command({"d.json": '{"max_frames": ' + "9" * 100_000 + "}"},
+                     "import", "deforum", "project/d.json", "-o", "shots"),
+            "project/d.json:1:1: ", "Exceeds the limit (4300 digits)"),
+    Surface("import-detect-integer-of-100k-digits",
+            _command({"d.json": '{"max_frames": ' + "9" * 100_000 + "}"},
+                     "import", "project/d.json", "-o", "shots"),
+            "project/d.json:1:1: ", "Exceeds the limit (4300 digits)"),
+    Surface("import-detect-json-100k-deep",
+            _command({"d.json": "[" * 100_000 + "]" * 100_000}, "import", "project/d.json",
+                     "-o", "shots"),
+            "project/d.json:1:1: ", "JSON nested too deeply"),
+    Surface("import-parseq-manifest-as-a-mapping",
+            _command({"d.json": json.dumps({"max_frames": 10, "prompts": {"0": "a"},
+                                            "parseq_manifest": {"rendered_frames": 5}})},
+                     "import", "deforum", "project/d.json", "-o", "shots"),
+            "project/d.json:1:", "parseq_manifest must be the manifest as JSON text or a URL"),
+]
+
+
+@pytest.mark.parametrize("case", SURFACES, ids=lambda case: case.id)
+def test_recent_surfaces_answer_hostile_values_with_one_line(
+        case: Surface, hostile_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = case.build(hostile_project)
+    cache = hostile_project.parent / "cache"
+    if argv[0] in ("plan", "render", "score", "report"):
+        argv += ["--cache", str(cache)]
+    before = _tree(hostile_project.parent)
+
+    started = time.perf_counter()
+    code = main(argv)
+    elapsed = time.perf_counter() - started
+    out, err = capsys.readouterr()
+
+    assert "Traceback" not in out + err
+    assert code == 2, f"exit {code}; stderr:\n{err[:2000]}"
+    (line,) = err.splitlines()
+    assert ANY_DIAGNOSTIC.match(line), line[:300]
+    assert line.startswith(case.start), line[:300]
+    assert case.words in line, line[:300]
+    assert len(line) < 300
+    assert not cache.exists()
+    assert _tree(hostile_project.parent) == before
+    assert elapsed < 10, f"{elapsed:.1f} s"

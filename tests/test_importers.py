@@ -35,6 +35,8 @@ ERROR = re.compile(r"^[^\n]+:\d+:\d+: [^\n]+$")
 JOB = "250101_120000_123_4567"
 F1_JOB = "0b5c9a52-5a6e-4a8e-9d5e-1f1e3f0c9a01"
 END_JOB = "7a7a7a7a-1111-4c4c-9d9d-3e3e3e3e3e03"
+VIDEO_JOB = "9c9c9c9c-2222-4d4d-8e8e-4f4f4f4f4f04"
+VIDEO_F1_JOB = "5d5d5d5d-3333-4e4e-8f8f-5a5a5a5a5a05"
 COLORS = {"start": (200, 40, 40), "middle": (40, 200, 40), "end": (40, 40, 200),
           "dress": (200, 200, 40)}
 
@@ -261,16 +263,39 @@ def _queue_images(folder: Path) -> None:
     _image(folder / "queue_images" / f"{F1_JOB}_input.png", (300, 300), (10, 60, 90))
     _image(folder / "queue_images" / f"{END_JOB}_input.png", (240, 320), (90, 60, 10))
     _image(folder / "queue_images" / f"{END_JOB}_end_frame.png", (240, 320), (10, 90, 10))
+    _queue_videos(folder)
+
+
+def _queue_videos(folder: Path) -> None:
+    """The videos queue.json's Video and Video F1 jobs extend, beside it."""
+    _video(folder / "clip.mp4", (320, 240), 30)
+    _video(folder / "videos" / "dog.mp4", (288, 224), 24)
+
+
+def _video(path: Path, size: tuple[int, int], fps: int, frames: int = 6) -> Path:
+    """A short real video written with PyAV."""
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            pixels = np.full((size[1], size[0], 3), index * 40, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return path
 
 
 def test_fpstudio_queue(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _queue_images(project)
     code, out, err = _import(capsys, "queue.json", "-o", "shots")
     assert code == 0, err
-    assert out.split() == [f"shots/{F1_JOB}.yaml", f"shots/{END_JOB}.yaml"]
+    assert out.split() == [f"shots/{F1_JOB}.yaml", f"shots/{END_JOB}.yaml",
+                           f"shots/{VIDEO_JOB}.yaml", f"shots/{VIDEO_F1_JOB}.yaml"]
     assert "queue.json:40: warning: job 3f0e1d2c-0000-4b5a-8c7d-2a2b2c2d2e02 is completed" in err
-    assert "queue.json:100: warning: job 9c9c9c9c-2222-4d4d-8e8e-4f4f4f4f4f04 uses " \
-           "FP-Studio's 'Video' model" in err
+    assert "uses FP-Studio's" not in err
 
     f1 = project / "shots" / f"{F1_JOB}.yaml"
     shot = _shot(f1)
@@ -292,6 +317,7 @@ def test_fpstudio_queue_zip_copies_its_images(project: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     export = project / "export"
     _queue_images(export)
+    _queue_videos(project)  # not in the export: looked up beside it
     with zipfile.ZipFile(project / "queue_export.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(project / "queue.json", "queue.json")
         for image in sorted((export / "queue_images").iterdir()):
@@ -299,7 +325,8 @@ def test_fpstudio_queue_zip_copies_its_images(project: Path,
     code, out, err = _import(capsys, "queue_export.zip", "-o", "shots", "--json")
     assert code == 0, err
     listed = json.loads(out)
-    assert [Path(item["shot"]).name for item in listed] == [f"{F1_JOB}.yaml", f"{END_JOB}.yaml"]
+    assert [Path(item["shot"]).name for item in listed] == [
+        f"{F1_JOB}.yaml", f"{END_JOB}.yaml", f"{VIDEO_JOB}.yaml", f"{VIDEO_F1_JOB}.yaml"]
     assert listed[0]["source"] == f"queue_export.zip:queue.json job {F1_JOB}"
     assert listed[1]["warnings"][0].startswith("queue_export.zip:queue.json:86: warning: "
                                                "MagCache")
@@ -308,6 +335,59 @@ def test_fpstudio_queue_zip_copies_its_images(project: Path,
         (project / "shots" / "images").resolve()
     assert sorted(p.name.split("-")[-1][8:] for p in (project / "shots" / "images").iterdir()) \
         == [".png"] * 3
+
+
+def test_fpstudio_video_jobs_extend_their_input_video(project: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    _queue_images(project)
+    code, _, err = _import(capsys, "queue.json", "-o", "shots")
+    assert code == 0, err
+    video = project / "shots" / f"{VIDEO_JOB}.yaml"
+    text = video.read_text()
+    assert "\nimage:" not in text and "input_video: ../clip.mp4\nextend: forward\n" in text
+    shot = _shot(video)
+    assert shot.model.profile == "framepack" and shot.sampling == "inverted"
+    assert (shot.input_video.extend, shot.input_video.keep) == ("forward", True)
+    assert shot.input_video.path == (project / "clip.mp4").resolve()
+    assert shot.size == (320, 240) and shot.sections[0].sampling.steps == 12
+    assert "queue.json:104: warning: FP-Studio resizes the 320x240 input video to 288x224" in err
+    assert "queue.json:106: warning: num_cleaned_frames 5 (FP-Studio's context frames) is " \
+           "not carried over: the new windows read its last frame" in err
+    assert "queue.json:107: warning: combine_with_source" in err
+    assert "# warning (queue.json:106): num_cleaned_frames 5" in text
+    assert len(build_plan(shot).windows) == 2  # 3 s of new frames
+
+    f1 = project / "shots" / f"{VIDEO_F1_JOB}.yaml"
+    shot = _shot(f1)
+    assert shot.model.profile == "framepack-f1" and shot.sampling == "forward"
+    assert shot.input_video.extend == "forward" and shot.input_video.fps == 24
+    assert shot.size == (288, 224) and shot.fps == 24 and shot.sections[0].sampling.teacache
+    assert [p for p, _ in _windows(f1)] == ["The dog runs", "The dog stops"]
+    assert "{frames: 36}" in f1.read_text()  # FP-Studio's windows, at the video's rate
+    assert "queue.json:126: warning: num_cleaned_frames 5" in err and "its last 19 latents" in err
+    assert "queue.json:123: warning" not in err and "queue.json:127: warning" not in err
+    assert main(["validate", str(video), str(f1)]) == 0
+
+
+def test_fpstudio_video_metadata_and_missing_video(project: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    meta = {"prompt": "waves roll in", "seed": 3, "steps": 10, "model_type": "Video F1",
+            "total_second_length": 1.2, "resolutionW": 256, "resolutionH": 256,
+            "input_video": "clips/sea.mp4"}
+    (project / "outputs").mkdir()
+    (project / "outputs" / "sea.json").write_text(json.dumps(meta, indent=2))
+    code, out, err = _import(capsys, "outputs/sea.json", "-o", "shots")
+    assert code == 2 and out == "" and not (project / "shots").exists()
+    assert err.strip() == "outputs/sea.json:9:3: job sea: input video 'clips/sea.mp4' not " \
+                          "found (looked beside outputs)"
+
+    _video(project / "outputs" / "clips" / "sea.mp4", (288, 224), 30)
+    code, out, err = _import(capsys, "outputs/sea.json", "-o", "shots")
+    assert code == 0, err
+    shot = _shot(project / "shots" / "sea.yaml")
+    assert shot.input_video.extend == "forward" and shot.sampling == "forward"
+    assert shot.sections[0].sampling.seed == 3 and shot.size == (288, 224)
+    assert main(["validate", "shots/sea.yaml"]) == 0
 
 
 def test_fpstudio_timestamped_prompt_file(project: Path,
@@ -385,10 +465,10 @@ def test_validate_passes_on_every_imported_shot(project: Path,
                              "section_export_20250501_120000.zip", "-o", "shots")
     assert code == 0, err
     shots = out.split()
-    assert len(shots) == 7
+    assert len(shots) == 9
     assert main(["validate", *shots]) == 0
     out, err = capsys.readouterr()
-    assert out.count("ok ") == 7
+    assert out.count("ok ") == 9
 
 
 # ------------------------------------------------------------------ writing and refusing

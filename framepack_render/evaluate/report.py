@@ -29,7 +29,7 @@ from ..output.record import sidecar_path
 from ..plan import Plan, build_plan
 from ..shot import Shot, ShotError, load
 from ..shot.discover import shot_files
-from ..shot.errors import display_path, print_diagnostics, suggest
+from ..shot.errors import Mark, display_path, print_diagnostics, suggest
 from ..shot.templates import load_with_extends
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def collect(paths: Sequence[str], sets: Sequence[str] = (),
             output_root: str | None = None) -> list[Shot | FluxShot]:
     """Every shot the paths stand for. Raises ShotError with all the errors found."""
     files = shot_files([Path(p) for p in paths])
+    _check_folders([Path(p) for p in paths])
     shots: list[Shot | FluxShot] = []
     diagnostics = []
     for file in files:
@@ -112,6 +113,13 @@ def collect(paths: Sequence[str], sets: Sequence[str] = (),
     if diagnostics:
         raise ShotError(diagnostics)
     return shots
+
+
+def _check_folders(paths: list[Path]) -> None:
+    """A folder without shots is a mistyped path, not an empty report."""
+    for path in paths:
+        if path.is_dir() and not shot_files([path]):
+            raise ShotError.at(Mark(display_path(path)), "no shot files here (*.yaml, *.yml)")
 
 
 def _output_path(path: Path) -> Path:

@@ -312,7 +312,9 @@ def parse_at(text: str) -> list[float]:
             value = float(part[:-1] if part.lower().endswith("s") else part)
         except ValueError:
             raise ValueError(f"{part!r} is not a time; write seconds such as 2.4s") from None
-        if not math.isfinite(value) or value <= 0:
+        if not math.isfinite(value):
+            raise ValueError(f"{part!r} is not a finite time; write seconds such as 2.4s")
+        if value <= 0:
             raise ValueError(f"{part!r}: a prompt change comes after the start (> 0 s)")
         times.append(value)
     return times

@@ -65,14 +65,22 @@ def _probe_folder(path: Path) -> VideoInfo:
     files = frame_files(path)
     if not files:
         raise VideoError(path, "not a video: a folder without PNG frames")
+    sizes = [_png_size(file) for file in files]
+    for file, size in zip(files, sizes):  # headers only: cheap, and no frame is decoded
+        _check_size(file, size, sizes[0])
+    height, width = sizes[0]
+    return VideoInfo(path, _folder_fps(path), len(files), width, height, folder=True)
+
+
+def _png_size(file: Path) -> tuple[int, int]:
+    """(height, width) from a PNG's header."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(files[0]) as image:
-            width, height = image.size
+        with Image.open(file) as image:
+            return image.size[1], image.size[0]
     except (OSError, UnidentifiedImageError) as error:
-        raise VideoError(files[0], f"not a PNG frame ({error})") from None
-    return VideoInfo(path, _folder_fps(path), len(files), width, height, folder=True)
+        raise VideoError(file, f"not a PNG frame ({error})") from None
 
 
 def _folder_fps(path: Path) -> float:
@@ -118,12 +126,23 @@ def read_frames(path: Path | str, side: int | None = ANALYSIS_SIDE) -> Iterator[
 def _folder_frames(path: Path) -> Iterator[np.ndarray]:
     from PIL import Image, UnidentifiedImageError
 
+    first: tuple[int, int] | None = None
     for file in frame_files(path):
         try:
             with Image.open(file) as image:
-                yield np.asarray(image.convert("RGB"))
+                frame = np.asarray(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as error:
             raise VideoError(file, f"not a PNG frame ({error})") from None
+        first = first or frame.shape[:2]
+        _check_size(file, frame.shape[:2], first)
+        yield frame
+
+
+def _check_size(file: Path, size: tuple[int, ...], first: tuple[int, ...]) -> None:
+    """Every metric compares frames pixel for pixel, so a folder's frames share one size."""
+    if size != first:
+        raise VideoError(file.parent, f"frame {file.name} is {size[1]}x{size[0]}, but the first "
+                                      f"is {first[1]}x{first[0]}; a frames folder holds one size")
 
 
 def _container_frames(path: Path) -> Iterator[np.ndarray]:

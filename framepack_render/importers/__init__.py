@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..shot.errors import Diagnostic, Mark, ShotError, display_path, print_diagnostics
-from .draft import Result
+from .draft import Result, load_json
 from .options import Options
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -210,11 +210,7 @@ def _detect_json(path: Path) -> str:
     from .fpstudio import is_metadata, is_queue
 
     shown = display_path(path)
-    try:
-        data = json.loads(read_text(path, shown, "a JSON file"))
-    except json.JSONDecodeError as exc:
-        raise ShotError.at(Mark(shown, exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") \
-            from None
+    data = load_json(read_text(path, shown, "a JSON file"), shown)
     if is_settings(data) or is_parseq(data):
         return "deforum"
     if is_queue(data) or is_metadata(data):

@@ -338,9 +338,12 @@ class _Settings:
     def _manifest(self) -> Rendered | None:
         """A Parseq manifest inside the settings, which Deforum lets override schedules."""
         value = self.data.get("parseq_manifest")
-        if not isinstance(value, str) or not value.strip():
-            return None
         mark = self.where.mark("parseq_manifest")
+        if value is not None and not isinstance(value, str):  # ignoring it would drop motion
+            raise ShotError.at(mark, "parseq_manifest must be the manifest as JSON text or a "
+                                     f"URL, not {_kind(value)}")
+        if not value or not value.strip():
+            return None
         if value.strip().startswith("http"):
             self.draft.warn("parseq_manifest is a URL, which the import does not fetch; the "
                             "settings' own schedules are used", mark.line)
@@ -488,3 +491,12 @@ def _folded(prompt: str, positive: str, negative: str) -> str:
     text = " ".join(part for part in (positive, " ".join(own.split())) if part)
     avoid = " ".join(part for part in (" ".join(own_negative.split()), negative) if part)
     return f"{text} --neg {avoid}" if avoid else text
+
+
+def _kind(value: object) -> str:
+    """A JSON value named in one short line, however large it was."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)[:40]

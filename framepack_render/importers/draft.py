@@ -150,28 +150,35 @@ def duration_value(frames: int) -> str | dict[str, int]:
     return {"frames": frames}
 
 
-def sections_from_windows(windows: list[Window], start: Picture, window: int) -> list[dict]:
+def sections_from_windows(windows: list[Window], start: Picture | None,
+                          window: int) -> list[dict]:
     """Consecutive windows with the same prompt and prefix image become one section; a
     section whose prefix image differs from the one before it gets it as its keyframe.
-    The first window's image must be the start image (callers warn when it is not)."""
+    The first window's image must be the start image (callers warn when it is not); ``start``
+    is None when the shot's start is an input video's last frame."""
     sections: list[dict] = []
     current = start
     for index, (prompt, count, image) in enumerate(_runs(windows, start)):
         section: dict[str, Any] = {"prompt": prompt,
                                    "duration": duration_value(count * 4 * window)}
-        if index and not image.same(current):
+        if index and not _same(image, current):
             section["image"] = image
             current = image
         sections.append(section)
     return sections
 
 
-def _runs(windows: list[Window], start: Picture) -> Iterable[tuple[str, int, Picture]]:
+def _same(one: Picture | None, other: Picture | None) -> bool:
+    return one is other or (one is not None and one.same(other))
+
+
+def _runs(windows: list[Window], start: Picture | None
+          ) -> Iterable[tuple[str, int, Picture | None]]:
     """(prompt, number of windows, prefix image) for each run of equal windows."""
     runs: list[list[Any]] = []
     for item in windows:
         image = item.image or start
-        if runs and runs[-1][0] == item.prompt and runs[-1][2].same(image):
+        if runs and runs[-1][0] == item.prompt and _same(runs[-1][2], image):
             runs[-1][1] += 1
         else:
             runs.append([item.prompt, 1, image])
@@ -203,6 +210,8 @@ def load_json(text: str, shown: str) -> Any:
             from None
     except RecursionError:
         raise ShotError.at(Mark(shown), "JSON nested too deeply") from None
+    except ValueError as exc:  # Python refuses integers of more than 4300 digits
+        raise ShotError.at(Mark(shown, 1, 1), f"not valid JSON: {exc}".split(";")[0]) from None
 
 
 def derived_seed(*parts: object) -> int:

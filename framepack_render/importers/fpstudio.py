@@ -6,6 +6,9 @@ Prompts are placed in time exactly as FP-Studio places them: ``[2s: text]`` and
 round; for the inverted models they are mirrored (FP-Studio measures them from the end, the
 end being generated first); each window then takes the first section that holds its
 generation position, (4 x latents generated so far - 3) / 30 s.
+
+Video and Video F1 jobs become forward extensions of their input video (``input_video:``,
+``extend: forward``): FP-Studio continues after the video with either model.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..shot.errors import Mark, Report, ShotError, display_path
+from ..shot.videos import VideoProblem, probe_video
 from ..shot.yaml_loader import read_text
-from .draft import (Caveat, Draft, Picture, Result, Window, check_length, derived_seed,
+from .draft import (FPS, Caveat, Draft, Picture, Result, Window, check_length, derived_seed,
                     find_loras, fix_seed, load_json, made_picture, model_value,
                     picture_from_bytes, picture_from_file, sections_from_windows, snap_side,
                     window_count)
@@ -29,7 +33,11 @@ from .zips import Archive, open_archive
 
 TIMESTAMP = re.compile(r"\[(\d+(?:\.\d+)?s)(?:-(\d+(?:\.\d+)?s))?\s*:\s*(.*?)\]")
 MIRRORED = ("Original", "Original with Endframe", "Video")
-MODELS = {"Original": "framepack", "Original with Endframe": "framepack", "F1": "framepack-f1"}
+MODELS = {"Original": "framepack", "Original with Endframe": "framepack", "F1": "framepack-f1",
+          "Video": "framepack", "Video F1": "framepack-f1"}
+VIDEO_MODELS = ("Video", "Video F1")
+# Where a video job's metadata names its input video, first found wins.
+VIDEO_KEYS = ("input_video", "video_path", "input_image_path", "input_image")
 SKIPPED_STATUSES = ("completed", "failed", "cancelled")  # FP-Studio skips them on load
 LATENT_COLORS = {"Black": (0, 0, 0), "White": (255, 255, 255), "Green Screen": (0, 177, 64)}
 # diffusers_helper/bucket_tools.py of FP-Studio: (height, width) per resolution.
@@ -60,6 +68,26 @@ QUIET_KEYS = {
 DEFAULTS = {"steps": 25, "cfg": 1.0, "gs": 10.0, "rs": 0.0, "latent_window_size": 9,
             "blend_sections": 4, "resolutionW": 640, "resolutionH": 640,
             "total_second_length": 6.0, "end_frame_strength": 1.0}
+
+
+@dataclass(frozen=True)
+class _Video:
+    path: Path
+    width: int
+    height: int
+    fps: float
+
+
+def _at_rate(sections: list[dict], fps: float) -> list[dict]:
+    """Section lengths as frame counts when the video's rate is not 30 fps: FP-Studio's
+    windows are frames, whatever the seconds they last."""
+    if fps == FPS:
+        return sections
+    for section in sections:
+        duration = section["duration"]
+        if isinstance(duration, str):
+            section["duration"] = {"frames": round(float(duration[:-1]) * FPS)}
+    return sections
 
 
 # ------------------------------------------------------------------ FP-Studio's time rules
@@ -109,11 +137,13 @@ def _snapped(section: Timed, window: int) -> Timed:
     return Timed(section.prompt, start, end)
 
 
-def window_prompts(sections: list[Timed], total: float, window: int, forward: bool) -> list[str]:
-    """Each window's prompt in time order, chosen by its generation position."""
+def window_prompts(sections: list[Timed], total: float, window: int, forward: bool,
+                   first: int | None = None) -> list[str]:
+    """Each window's prompt in time order, chosen by its generation position. ``first``: the
+    latents counted before the first window (F1 counts its start frame, video jobs nothing)."""
     chosen = []
     for generated in range(window_count(total, window)):
-        latents = (1 if forward else 0) + window * generated
+        latents = (first if first is not None else int(forward)) + window * generated
         position = (latents * 4 - 3) / 30
         if position < 0:
             position = 0.01
@@ -330,7 +360,7 @@ def _build(job: _Job, context: _Context, *, metadata_file: bool,
     if model_type not in MODELS:
         context.skipped.append(job.caveat(
             f"job {job.id} uses FP-Studio's '{model_type}' model, which framepack-render "
-            "cannot import (video extension and XY plots are not shots); skipped",
+            "cannot import (XY plots and video end frames are not shots); skipped",
             "model_type"))
         return None
     label = f"{context.shown}:{job.line}" if text_line else \
@@ -362,7 +392,8 @@ class _Settings:
         steps = job.number("steps", whole=True, low=1, high=200)
         cfg = job.number("cfg", low=1, high=100)
         guidance = job.number("gs", low=0, high=100)
-        start, size = self._start_image()
+        video = self._input_video() if self.model_type in VIDEO_MODELS else None
+        start, size = (None, (video.width, video.height)) if video else self._start_image()
         loras = self._loras()
         doc["model"] = model_value(MODELS[self.model_type], loras)
         doc["size"] = f"{size[0]}x{size[1]}"
@@ -374,6 +405,10 @@ class _Settings:
         doc["guidance"] = float(guidance)
         self._cfg(cfg)
         self._caches()
+        if video is not None:
+            self._extension(video)
+            doc["sections"] = _at_rate(self._sections(total, window, None), video.fps)
+            return
         doc["image"] = start
         self._end_image()
         doc["sections"] = self._sections(total, window, start)
@@ -516,13 +551,86 @@ class _Settings:
         if strength != 1.0:
             self.draft.doc["end_image_strength"] = float(strength)
 
+    # -------------------------------------------------------------- input video
+
+    def _input_video(self) -> _Video:
+        """The video a Video / Video F1 job extends, looked up as FP-Studio opens it: the path
+        as written (relative to FP-Studio's folder, the one holding the queue or metadata)."""
+        job = self.job
+        key, written = self._video_key()
+        folder = self.context.path.parent
+        candidates = [Path(written).expanduser(), folder / written,
+                      folder / "input_files" / Path(written).name]
+        found = next((path for path in candidates if path.exists()), None)
+        if found is None:
+            raise ShotError.at(job.mark(key), f"job {job.id}: input video '{written}' not "
+                                              f"found (looked beside {display_path(folder)})")
+        try:
+            probed = probe_video(found)
+        except VideoProblem as problem:
+            raise ShotError.at(job.mark(key), f"input video '{written}' {problem}") from None
+        return _Video(found.resolve(), probed.width, probed.height, probed.fps)
+
+    def _video_key(self) -> tuple[str, str]:
+        for key in VIDEO_KEYS:
+            value = self.job.meta.get(key)
+            if isinstance(value, str) and value.strip():
+                return key, value.strip()
+        raise ShotError.at(self.job.mark("model_type"), f"job {self.job.id}: a "
+                           f"'{self.model_type}' job without its input video (input_video)")
+
+    def _extension(self, video: _Video) -> None:
+        """input_video and the FP-Studio video options that have no counterpart here."""
+        job, doc = self.job, self.draft.doc
+        doc["input_video"] = video.path
+        doc["extend"] = "forward"  # FP-Studio's video modes always continue after the video
+        doc["keep_input"] = True
+        self._video_resize(video)
+        self._video_end_frame()
+        line = job.mark("num_cleaned_frames").line
+        context = "its last 19 latents as 1x/2x/4x history" if self.forward else \
+            "its last frame as the clean prefix"
+        if "num_cleaned_frames" in job.meta:
+            cleaned = job.number("num_cleaned_frames")
+            self.draft.warn(f"num_cleaned_frames {cleaned:g} (FP-Studio's context frames) is "
+                            f"not carried over: the new windows read {context}", line)
+        if job.flag("combine_with_source"):
+            self.draft.warn("combine_with_source: FP-Studio also writes a second file with the "
+                            "source frames; this shot writes one video, the input's frames as "
+                            "decoded then the new ones (keep_input: false for the new frames "
+                            "alone)", job.mark("combine_with_source").line)
+        if video.fps != FPS:
+            self.draft.note(f"the input video runs at {video.fps:g} fps, the shot's rate; "
+                            "section lengths are FP-Studio's frame counts")
+        self.draft.note(f"'{self.model_type}' job: extends input_video forward from its last "
+                        "frame; the length counts the new frames")
+
+    def _video_resize(self, video: _Video) -> None:
+        """FP-Studio resizes the input to its resolution bucket; a shot never resizes it."""
+        job = self.job
+        resolution = job.number("resolutionW", whole=True, low=1)
+        bucket_h, bucket_w = studio_bucket(video.height, video.width, resolution)
+        if (bucket_w, bucket_h) != (video.width, video.height):
+            self.draft.warn(f"FP-Studio resizes the {video.width}x{video.height} input video to "
+                            f"{bucket_w}x{bucket_h} (resolution {resolution}); this shot "
+                            "extends it at its own size (resize the video first for "
+                            "FP-Studio's framing)", job.mark("resolutionW").line)
+
+    def _video_end_frame(self) -> None:
+        job = self.job
+        if job.flag("end_frame_used") or job.meta.get("end_frame_image_path") or \
+                job.meta.get("saved_end_frame_image_path"):
+            self.draft.warn("the end frame of a video job is not carried over; the shot has "
+                            "no end image", job.mark("end_frame_image_path").line)
+
     # -------------------------------------------------------------- time
 
-    def _sections(self, total: float, window: int, start: Picture) -> list[dict]:
+    def _sections(self, total: float, window: int, start: Picture | None) -> list[dict]:
         job = self.job
         text = job.text("prompt") or ""
         timed = timed_prompts(text, total, window, self.model_type in MIRRORED)
-        prompts = window_prompts(timed, total, window, self.forward)
+        first = 0 if self.model_type in VIDEO_MODELS else None
+        prompts = window_prompts(timed, total, window, self.forward, first)
         check_length(len(prompts), window, job.mark("total_second_length"))
         blend = job.number("blend_sections")
         if blend and len(timed) > 1 and len(set(prompts)) > 1:

@@ -107,12 +107,13 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 # ---------------------------------------------------------------- tokens
 
+# ASCII only: numexpr (so Deforum) reads no other digits, though float() would.
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|//|<=|>=|==|!=|[-+*/%<>(),])
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)
 
 
 @dataclass(frozen=True)

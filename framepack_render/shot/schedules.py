@@ -33,6 +33,7 @@ VALUE_NAMES = frozenset({"t", "max_f", "s"})
 KEY_NAMES = frozenset({"max_f", "s"})
 MAX_TEXT = 100_000  # characters: a keyframe per frame of a long Parseq curve fits
 _DEFORUM_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
+_KEY_LIMIT = 1e9  # frames or seconds: far past any video, well inside a float
 _WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
 _SECONDS = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*s")
 _LOOKS_LIKE = re.compile(r"""\s*(?:"[^"]*"|'[^']*'|[^:,"']*)\s*:""")
@@ -243,10 +244,10 @@ def _keyframe(key: str, key_offset: int, value: str, value_offset: int,
 def _frame_key(key: str, offset: int, fps: float) -> tuple[int | None, float | None,
                                                            Expr | None]:
     if _WHOLE.fullmatch(key):
-        return int(float(key)), None, None
+        return int(_finite_key(key, key, offset)), None, None
     seconds = _SECONDS.fullmatch(key)
     if seconds:
-        return None, float(seconds.group(1)), None
+        return None, _finite_key(seconds.group(1), key, offset), None
     if _DEFORUM_NUMBER.fullmatch(key):
         raise ExpressionError(f"frame {key} is not a whole frame; write a whole number, "
                               "seconds such as 2s, or an expression in quotes", offset)
@@ -257,6 +258,15 @@ def _frame_key(key: str, offset: int, fps: float) -> tuple[int | None, float | N
             raise ExpressionError("a frame key cannot use t (the frame it defines); use "
                                   "max_f or s", problem.offset) from None
         raise
+
+
+def _finite_key(number: str, key: str, offset: int) -> float:
+    """A key's number; a 400-digit frame would overflow int() and the frame arithmetic."""
+    value = float(number)
+    if not math.isfinite(value) or abs(value) > _KEY_LIMIT:
+        shown = key if len(key) <= 20 else key[:17] + "..."
+        raise ExpressionError(f"frame {shown} is too large (at most {_KEY_LIMIT:g})", offset)
+    return value
 
 
 def _deforum_number(value: str) -> float | None:

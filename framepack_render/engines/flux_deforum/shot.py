@@ -312,9 +312,13 @@ class _FluxChecker:
         found: dict[int, PromptKey] = {}
         for text, child in node.items():
             mark = node.key_mark(text)
-            frame = frame_of_key(text, fps)
+            try:
+                frame = frame_of_key(text, fps)
+            except ValueError as problem:
+                self.report.error(mark, f"prompt key '{_short(text)}' {problem}")
+                continue
             if frame is None:
-                self.report.error(mark, f"prompt key '{text}' is not a frame or a time; write "
+                self.report.error(mark, f"prompt key '{_short(text)}' is not a frame or a time; write "
                                         "a frame number such as 60 or seconds such as 2.5s")
                 continue
             if frame in found:
@@ -393,16 +397,42 @@ class _FluxChecker:
 # ---------------------------------------------------------------- pure helpers
 
 _SECONDS = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*s\s*$")
+_FRAME = re.compile(r"[0-9]+")  # ASCII: str.isdigit() also takes other scripts' digits
+FRAME_KEY_LIMIT = 10**9  # far past any video; a 400-digit key would overflow the float maths
 
 
 def frame_of_key(text: str, fps: float) -> int | None:
-    """A prompt key as a frame: "60" is frame 60, "2.5s" the frame nearest 2.5 s."""
+    """A prompt key as a frame: "60" is frame 60, "2.5s" the frame nearest 2.5 s.
+    None when the key is not a frame or a time; ValueError when it is past FRAME_KEY_LIMIT."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
+    if _FRAME.fullmatch(text):
+        digits = text.lstrip("0")
+        if len(digits) > len(str(FRAME_KEY_LIMIT)):  # int() of 5000 digits is slow, and pointless
+            raise _too_far()
+        return _bounded(int(digits or "0"))
     match = _SECONDS.match(text)
+    if match is None:
+        return None
+    frames = float(match.group(1)) * fps
+    if not frames <= FRAME_KEY_LIMIT:  # inf and NaN too, before floor() overflows
+        raise _too_far()
     # Rounded to the nearest frame, as schedules' seconds keys are.
-    return None if match is None else math.floor(float(match.group(1)) * fps + 0.5 + 1e-9)
+    return math.floor(frames + 0.5 + 1e-9)
+
+
+def _bounded(frame: int) -> int:
+    if frame > FRAME_KEY_LIMIT:
+        raise _too_far()
+    return frame
+
+
+def _too_far() -> ValueError:
+    return ValueError(f"is past any video (frames up to {FRAME_KEY_LIMIT:,} only)")
+
+
+def _short(text: str) -> str:
+    """A key quoted in one readable line, however long it was written."""
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def split_negative(text: str) -> tuple[str, str]:
