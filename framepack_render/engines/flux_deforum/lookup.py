@@ -18,9 +18,7 @@ from ...profiles import PROFILES
 from ...shot.errors import Mark
 from ..framepack import single_files
 from ..framepack.lookup import (BUILT_IN, KINDS, PICKLE_SUFFIXES, HubSource, Location,
-                                MissingWeights, UnsafeWeights, _given, _home_path, _hub_folder,
-                                _noun, check_folder, default_models_file, hub_cache_dir,
-                                located, read_models_file)
+                                _home_path, check_folder, located, search)
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer",
               "tokenizer_2")
@@ -65,44 +63,12 @@ def check_path(path: Path, component: str) -> tuple[str, str]:
 def locate(profile: str, component: str, paths: dict[str, str] | None = None,
            models_file: Path | None = None, mark: Mark | None = None) -> Location:
     """Find one component of flux-schnell or flux-dev; checks files exist, loads nothing."""
-    paths = dict(paths or {})
-    models_file = Path(models_file) if models_file is not None else default_models_file()
     source = hub_source(profile, component)
-    noun = _noun(component)
     download = f"download {source.describe()} ({source.command()})"
-
-    def at(path: Path, origin: str, where: str) -> Location:
-        return located(profile, component, path, origin, where, *check_path(path, component),
-                       download)
-
-    file_paths = read_models_file(models_file).get(profile, {})
-    for origin, mapping in (("the shot's model: mapping", paths),
-                            (_home_path(models_file), file_paths)):
-        given = _given(component, mapping)
-        if given is None:
-            continue
-        path, own = given
-        where = (f"{component}: in the shot's model: mapping" + (f" at {mark}" if mark else "")
-                 if mapping is paths else f"{component}: under {profile}: in {origin}") if own \
-            else f"path: in {origin}"
-        location = at(path, origin, where)
-        if own or location.found or isinstance(location.error, UnsafeWeights):
-            return location
-
-    kind = KINDS[component]
-    folder = _hub_folder(source, kind)
-    if folder is not None:
-        state, why = check_folder(folder, kind)
-        if state == "ok":
-            return Location(component, folder, f"Hugging Face cache ({source.describe()})")
-        detail = f"incomplete in the Hugging Face cache: {why}"
-    else:
-        detail = f"not found in the Hugging Face cache ({_home_path(hub_cache_dir())})"
-    return Location(component, None, f"missing: {source.describe()} ({source.command()})",
-                    MissingWeights(
-                        f"{profile}: {component} {noun} {detail}; download {source.describe()} "
-                        f"({source.command()}), or set {component}: under {profile}: in "
-                        f"{_home_path(models_file)} or in the shot's model: mapping"))
+    return search(profile, component, paths, models_file, mark, source=source,
+                  at=lambda path, origin, where: located(
+                      profile, component, path, origin, where, *check_path(path, component),
+                      download))
 
 
 def availability(profile: str, paths: dict[str, str] | None = None, *,

@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...profiles import PROFILES
 from ...run.events import ModelError
@@ -398,14 +398,20 @@ def locate(profile: str, component: str, paths: dict[str, str] | None = None,
     """
     if profile not in TRANSFORMER_REPOS:
         raise ValueError(f"profile {profile!r} has no weights to find")
+    return search(profile, component, paths, models_file, mark,
+                  source=hub_source(profile, component),
+                  at=lambda path, origin, where: _at(profile, component, path, origin, where))
+
+
+def search(profile: str, component: str, paths: dict[str, str] | None,
+           models_file: Path | None, mark: Mark | None, *, source: HubSource,
+           at: Callable[[Path, str, str], Location]) -> Location:
+    """The lookup every engine's real profiles share: ``at(path, origin, where)`` checks a
+    path the user gave; ``source`` is the component's place in the Hugging Face cache."""
     paths = dict(paths or {})
     models_file = Path(models_file) if models_file is not None else default_models_file()
     noun = _noun(component)
-    source = hub_source(profile, component)
     settings = f"set {component}: under {profile}: in {_home_path(models_file)}"
-
-    def at(path: Path, origin: str, where: str) -> Location:
-        return _at(profile, component, path, origin, where)
 
     # 1 and 2: the shot, then the models file. A component's own key decides; a `path` folder
     # that lacks the component (or holds an incomplete copy) falls through to the next source.
