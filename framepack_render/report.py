@@ -41,7 +41,7 @@ def describe_shot(shot: Shot, plan: Plan) -> str:
     ]
     if plan.edits:
         parts.append(f"{len(plan.edits)} edit{'s' if len(plan.edits) != 1 else ''}")
-    return f"{shot.label}: {', '.join(parts)} -> {_outputs_text(shot)}"
+    return f"{shot.label}: {', '.join(parts)} -> {outputs_text(shot)}"
 
 
 def _time_span(plan: Plan, node: WindowNode, per: int) -> str:
@@ -52,7 +52,8 @@ def _time_span(plan: Plan, node: WindowNode, per: int) -> str:
     return f"{low:.2f}-{high:.2f}"
 
 
-def _outputs_text(shot: Shot) -> str:
+def outputs_text(shot: Shot) -> str:
+    """The outputs a shot writes, as people read them (a URL root names URLs)."""
     shown = (display_path(o.path) if shot.destination is None else shot.locate(o.path)
              for o in shot.outputs)
     return ", ".join(text + ("/" if o.format == "frames" else "")
@@ -80,7 +81,7 @@ def print_plan(console: Console, plan: Plan) -> None:
     todo = sum(not w.cached for w in plan.windows) + sum(not e.cached for e in plan.edits)
     total = len(plan.windows) + len(plan.edits)
     console.print(f"{total - todo} of {total} nodes cached, {todo} to render -> "
-                  f"{_outputs_text(shot)}", soft_wrap=True, markup=False)
+                  f"{outputs_text(shot)}", soft_wrap=True, markup=False)
 
 
 def _extension_text(plan: Plan) -> str:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ...shot.errors import display_path
+from ...report import outputs_text
 from .plan import FluxPlan, FrameNode
 from .shot import SCHEDULED, FluxShot, shown_image
 
@@ -20,14 +20,7 @@ def describe_shot(shot: FluxShot, plan: FluxPlan) -> str:
     keys = len(shot.prompts)
     return (f"{shot.label}: flux-deforum, {shot.frames} frames ({plan.seconds:.2f} s at "
             f"{shot.fps:g} fps), {keys} prompt{'s' if keys != 1 else ''} -> "
-            f"{_outputs_text(shot)}")
-
-
-def _outputs_text(shot: FluxShot) -> str:
-    shown = (display_path(o.path) if shot.destination is None else shot.locate(o.path)
-             for o in shot.outputs)
-    return ", ".join(text + ("/" if o.format == "frames" else "")
-                     for text, o in zip(shown, shot.outputs))
+            f"{outputs_text(shot)}")
 
 
 def print_plan(console: Console, plan: FluxPlan) -> None:
@@ -42,7 +35,7 @@ def print_plan(console: Console, plan: FluxPlan) -> None:
         console.print(Text(str(note), style="yellow"), soft_wrap=True)
     todo = sum(not node.cached for node in plan.frames)
     console.print(f"{len(plan.frames) - todo} of {len(plan.frames)} frames cached, {todo} to "
-                  f"render -> {_outputs_text(shot)}", soft_wrap=True, markup=False)
+                  f"render -> {outputs_text(shot)}", soft_wrap=True, markup=False)
 
 
 def _frame_table(plan: FluxPlan, width: int) -> Table:
