@@ -62,15 +62,6 @@ PUBLISHED = (  # FramePack's README, RTX 4090 desktop: unoptimized, and with Tea
 )
 GiB = 1024 ** 3
 
-# diffusers' AutoencoderKLHunyuanVideo as released (hunyuanvideo-community/HunyuanVideo, vae/).
-VAE_CONFIG: dict[str, Any] = dict(
-    in_channels=3, out_channels=3, latent_channels=16,
-    down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-    up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-    block_out_channels=(128, 256, 512, 512), layers_per_block=2, act_fn="silu",
-    norm_num_groups=32, scaling_factor=0.476986, spatial_compression_ratio=8,
-    temporal_compression_ratio=4, mid_block_add_attention=True,
-)
 SIGLIP_IMAGE_SIZE = 384  # SigLIP so400m-patch14-384 (lllyasviel/flux_redux_bfl)
 VAE_FLAGS = ("use_slicing", "use_tiling", "use_framewise_encoding", "use_framewise_decoding")
 
@@ -111,22 +102,14 @@ def full_scale(device: str = "cuda") -> Scale:
     from transformers import CLIPTextConfig, LlamaConfig, SiglipVisionConfig
 
     from framepack_render.engines.framepack.models import FRAMEPACK_TRANSFORMER_CONFIG
+    from framepack_render.engines.framepack.single_files import (CLIP_CONFIG, LLAMA_CONFIG,
+                                                                  SIGLIP_CONFIG, VAE_CONFIG)
     from framepack_render.engines.framepack.tiny import build_tokenizer, build_tokenizer_2
 
-    llama = LlamaConfig(
-        vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-        max_position_embeddings=8192, rms_norm_eps=1e-5, tie_word_embeddings=False,
-        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-        **_token_ids(build_tokenizer()))
-    clip = CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, projection_dim=768,
-        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
-        hidden_act="quick_gelu", **_token_ids(build_tokenizer_2()))
-    siglip = SiglipVisionConfig(
-        hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-        num_channels=3, image_size=SIGLIP_IMAGE_SIZE, patch_size=14,
-        hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
+    # The released shapes, with the token ids of the tokenizers built in code.
+    llama = LlamaConfig(**{**LLAMA_CONFIG, **_token_ids(build_tokenizer())})
+    clip = CLIPTextConfig(**{**CLIP_CONFIG, **_token_ids(build_tokenizer_2())})
+    siglip = SiglipVisionConfig(**SIGLIP_CONFIG)
     return Scale("full size", "framepack", device, 608, 640, 25, 2,
                  dict(FRAMEPACK_TRANSFORMER_CONFIG), dict(VAE_CONFIG), llama, clip, siglip,
                  SIGLIP_IMAGE_SIZE)
