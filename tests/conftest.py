@@ -25,6 +25,17 @@ def shot_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No real weights anywhere: an empty Hugging Face cache, offline, and no models file
+    (``$FRAMEPACK_MODELS`` names config/models.yaml under the returned folder, not made)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "config" / "models.yaml"))
+    return tmp_path
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)

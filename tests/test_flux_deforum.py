@@ -261,10 +261,7 @@ def test_validate_and_plan_never_import_torch(flux_dir, tmp_path):
                                                                  1.1])
 
 
-def test_missing_real_weights_is_one_actionable_line(flux_dir, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "models.yaml"))
+def test_missing_real_weights_is_one_actionable_line(flux_dir, capsys, no_weights):
     shot = write(flux_dir, "shot.yaml", flux_text(model="flux-dev"))
     code, _, err = run(capsys, "render", shot, "--cache", flux_dir / "cache", "--no-preview")
     lines = [line for line in err.splitlines() if line.strip()]

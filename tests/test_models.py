@@ -40,15 +40,6 @@ def digest(components: Components) -> str:
     return h.hexdigest()
 
 
-@pytest.fixture
-def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache, offline, and no models file."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "absent" / "models.yaml"))
-    return tmp_path
-
 
 def window_inputs(parts: Components, window: int = 3, pad: int = 1, h: int = 4, w: int = 4,
                   seed: int = 0) -> dict:

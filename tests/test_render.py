@@ -231,11 +231,7 @@ def test_render_cli_prints_a_json_summary(folder, capsys, tmp_path, monkeypatch)
 
 
 def test_missing_weights_are_one_actionable_line_and_exit_2(folder, capsys, tmp_path,
-                                                             monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "models.yaml"))
+                                                             no_weights):
     path = write(folder, "shot.yaml", shot_text(model="framepack", output="out/v.mp4"))
     code, out, err = run(capsys, "render", path, "--cache", tmp_path / "c")
     lines = [line for line in err.splitlines() if "lllyasviel/FramePackI2V_HY" in line]
@@ -245,11 +241,7 @@ def test_missing_weights_are_one_actionable_line_and_exit_2(folder, capsys, tmp_
     assert not (folder / "out").exists()
 
 
-def test_models_lists_profiles_and_what_is_missing(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "models.yaml"))
+def test_models_lists_profiles_and_what_is_missing(capsys, tmp_path, no_weights):
     code, out, _ = run(capsys, "models", "--json")
     report = json.loads(out)
     assert code == 0 and set(report) == {"framepack", "framepack-f1", "tiny"}

@@ -44,14 +44,6 @@ def parts() -> Components:
     return build_tiny()
 
 
-@pytest.fixture
-def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("FRAMEPACK_MODELS", str(tmp_path / "config" / "models.yaml"))
-    return tmp_path
-
 
 # --- the users' key names, from the tools' module layouts ---------------------------------------
 
