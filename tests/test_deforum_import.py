@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -18,6 +17,7 @@ from framepack_render.importers.schedule_text import complement, curve
 from framepack_render.shot.schedules import parse_schedule
 
 from .conftest import run_without
+from .test_importers import _import
 
 WARNING = re.compile(r"^[^\n]+:\d+: warning: [^\n]+$")
 STRENGTH = "0: (0.65), 60: (0.5), 90: (0.55+0.05*sin(t/10))"
@@ -37,14 +37,6 @@ SETTINGS = {
     "use_depth_warping": True, "cn_1_enabled": True, "cn_1_model": "control_v11p_canny",
     "parseq_manifest": "", "fps": 15, "sd_model_name": "revAnimated_v122.safetensors",
 }
-
-
-def _import(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="framepack import")
-    importers.add_arguments(parser)
-    code = importers.run(parser.parse_args([str(a) for a in argv]))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _settings_file(folder: Path, **changes: object) -> Path:

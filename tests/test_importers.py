@@ -8,7 +8,6 @@ order, seeds, sizes, lengths and settings.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -27,7 +26,7 @@ from framepack_render.importers.musubi import entry_for, section_strings
 from framepack_render.plan import build_plan
 from framepack_render.shot import load
 
-from .conftest import run_without
+from .conftest import run, run_without
 
 DATA = Path(__file__).parent / "data" / "importers"
 WARNING = re.compile(r"^[^\n]+:\d+: warning: [^\n]+$")
@@ -77,11 +76,8 @@ def _lora(path: Path) -> Path:
 
 
 def _import(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="framepack import")
-    importers.add_arguments(parser)
-    code = importers.run(parser.parse_args([str(a) for a in argv]))
-    out, err = capsys.readouterr()
-    return code, out, err
+    """`framepack import ARGV...`: the exit status, stdout and stderr."""
+    return run(capsys, "import", *argv)
 
 
 def _windows(path: Path) -> list[tuple[str, str]]:
