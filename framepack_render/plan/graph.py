@@ -14,6 +14,7 @@ In every order a window continues from the window generated just before it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 from ..shot.errors import Diagnostic
@@ -85,9 +86,10 @@ class Plan:
         """Frames the windows make: the start frame and 4W per window."""
         return frames_per_window(self.shot.window) * len(self.windows) + 1
 
-    @property
+    @cached_property
     def trim(self) -> Trim:
-        """Frames dropped from either end so an exact shot has the frames it asks for."""
+        """Frames dropped from either end so an exact shot has the frames it asks for
+        (a plan's shot and window count never change: computed once, read per window)."""
         return trim_of(self.shot, len(self.windows))[0]
 
     @property
