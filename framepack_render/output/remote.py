@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ..shot.model import Destination
+from ..store.fsspec_store import FLAT  # filesystems without folders or rename
 from ..store.protocol import StoreError, StoreUnavailable
 from ..urls import describe, secrets_of
-
-# Filesystems without rename (an upload is whole there); elsewhere write aside and rename.
-FLAT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory", "oci", "oss", "r2",
-        "cos", "tos", "hf", "gdrive", "dropbox"}
 
 
 def publish(destination: Destination | None, path: Path, sidecar: Path) -> None:
