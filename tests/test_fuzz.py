@@ -98,6 +98,20 @@ def test_random_shots_give_a_plan_or_positioned_errors(fuzz_dir, doc):
     check(fuzz_dir, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
+@pytest.mark.parametrize("bad", ["input_video: null", "size: ''", "edits: [{prompt: x}]"])
+def test_every_shot_of_a_matrix_stops_at_its_schema_errors(fuzz_dir, bad):
+    """The matrix's second shot repeats the first's errors, which are listed once: it must
+    still stop before the checks that trust a valid document (found by the test above)."""
+    text = ("model: tiny\nimage: images/start.png\noutput: renders/a-${g}.mp4\n"
+            f"{bad}\nprompt: a ball\nduration: 1.2s\nguidance: ${{g}}\n"
+            "matrix: {g: [5, 6]}\n")
+    (fuzz_dir / "matrix.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ShotError) as error:
+        load(fuzz_dir / "matrix.yaml")
+    assert all(re.match(r"^\S+matrix.yaml:\d+:\d+: \S", line)
+               for line in str(error.value).splitlines())
+
+
 @settings(max_examples=150, deadline=None)
 @given(cuts=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 6),
                                st.sampled_from(["", ":", " ", "\n", "-", "{", "[", "'", "\t",

@@ -116,7 +116,7 @@ def resolve_schedules(shot: Shot, report: Report) -> Shot | None:
     edits_scheduled = any(e.sampling.schedules for e in shot.edits)
     if not has_schedules(shot) and not edits_scheduled:
         return shot
-    errors_before = len(report.errors)
+    errors_before = report.made
     slots, _ = layout_slots(shot)
     _, total = schedule_frames(shot, len(slots))
     try:
@@ -128,7 +128,7 @@ def resolve_schedules(shot: Shot, report: Report) -> Shot | None:
         return None
     _check_ranges(shot, slots, windows, edits, total, report)
     _warn_ignored(shot, total, report)
-    if len(report.errors) > errors_before:
+    if report.made > errors_before:
         return None
     return _filled(shot, slots, windows, [_edit_filled(e, values) for e, values in edits])
 

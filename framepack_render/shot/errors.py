@@ -96,8 +96,12 @@ class Report:
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     _seen: set[Diagnostic] = field(default_factory=set, repr=False)  # duplicates in O(1)
+    # Errors reported, duplicates included: a step checks "did I find an error" by this count,
+    # since a matrix's second shot repeats its first's errors, which are listed only once.
+    made: int = 0
 
     def error(self, mark: Mark, message: str) -> None:
+        self.made += 1
         self._add(self.errors, Diagnostic(mark, message))
 
     def warn(self, mark: Mark, message: str) -> None:

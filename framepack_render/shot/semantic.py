@@ -58,12 +58,12 @@ def build_shot(exp: Expansion, report: Report, output_root: Path | None = None, 
                root_shown: str | None = None) -> Shot | None:
     """Check one expanded shot. Adds diagnostics to ``report``; returns None if any error.
     ``root_shown``: how messages name ``output_root`` (its URL, when it stages one)."""
-    errors_before = len(report.errors)
+    errors_before = report.made
     check_schema(exp.doc, report)
-    if len(report.errors) > errors_before:
+    if report.made > errors_before:
         return None
     shot = _Checker(exp, report, output_root, root_shown).build()
-    if shot is None or len(report.errors) > errors_before:
+    if shot is None or report.made > errors_before:
         return None
     from ..plan.window_values import resolve_schedules  # the windows' frames are the plan's
 
@@ -107,7 +107,7 @@ class _Checker:
     # ------------------------------------------------------------ build
 
     def build(self) -> Shot | None:
-        errors_before = len(self.report.errors)
+        errors_before = self.report.made
         model = self._model()
         window = self.setting("window")
         sampling = self._sampling(model)
@@ -127,7 +127,7 @@ class _Checker:
         self._cross_checks(model, sampling, end_image, sections, edits)
         if video is not None:
             check_extension(video, self.doc, self.report, end_image)
-        if len(self.report.errors) > errors_before or image is None or size is None:
+        if self.report.made > errors_before or image is None or size is None:
             return None
         return Shot(
             source=self.exp.source,

@@ -201,9 +201,9 @@ def is_flux(doc: Node) -> bool:
 def build_flux_shot(exp: Expansion, report: Report, output_root: Path | None = None, *,
                     root_shown: str | None = None) -> FluxShot | None:
     """Check one expanded flux-deforum shot; None (errors in ``report``) when it has any."""
-    errors_before = len(report.errors)
+    errors_before = report.made
     check_schema(exp.doc, report)
-    if len(report.errors) > errors_before:
+    if report.made > errors_before:
         return None
     return _FluxChecker(exp, report, output_root, root_shown).build()
 
@@ -222,7 +222,7 @@ class _FluxChecker:
         return node.plain() if node is not None else DEFAULTS.get(key)
 
     def build(self) -> FluxShot | None:
-        errors_before = len(self.report.errors)
+        errors_before = self.report.made
         model = self.shared._model() if self.doc.get("model") is not None else \
             ModelSpec(DEFAULTS["model"], self.doc.mark)
         defaults = PROFILE_DEFAULTS.get(model.profile)
@@ -246,7 +246,7 @@ class _FluxChecker:
         settings = {key: self._scheduled(key, fps, frames, seed, defaults)
                     for key in SCHEDULED}
         coherence = self._coherence()
-        if len(self.report.errors) > errors_before or frames is None or size is None:
+        if self.report.made > errors_before or frames is None or size is None:
             return None
         shot = FluxShot(
             source=self.exp.source, label=self.exp.label, vars=dict(self.exp.vars),
@@ -257,7 +257,7 @@ class _FluxChecker:
             files=tuple(dict.fromkeys([resolve(self.exp.source), *self.exp.files])),
             **settings)
         self._cross_checks(shot, defaults)
-        return None if len(self.report.errors) > errors_before else shot
+        return None if self.report.made > errors_before else shot
 
     # ------------------------------------------------------------ length and size
 
